@@ -17,7 +17,7 @@ module.exports = {
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/test/harness/global-setup.ts',
       globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
-      testTimeout: 180000,
+      setupFilesAfterEnv: ['<rootDir>/test/harness/integration-timeout.ts'],
     },
   ],
 };

@@ -1,0 +1,487 @@
+/**
+ * IAM user lifecycle primitives: snapshot (so the user can be recreated), disable (reversible),
+ * re-activate (rollback of the disable) and remove (reference/aws.md §5.1, §5.2).
+ *
+ * These are plain async functions over one IAMClient; the activity wrapper classifies what they
+ * throw (activities/aws/errors.ts). There are no retry loops here: Temporal owns retries (§6.4).
+ * The one exception is the single re-enumeration §5.1 prescribes after a DeleteConflict from
+ * DeleteUser, which covers a dependent added concurrently.
+ */
+import {
+  DeactivateMFADeviceCommand,
+  DeleteAccessKeyCommand,
+  DeleteLoginProfileCommand,
+  DeleteServiceSpecificCredentialCommand,
+  DeleteSigningCertificateCommand,
+  DeleteSSHPublicKeyCommand,
+  DeleteUserCommand,
+  DeleteUserPolicyCommand,
+  DeleteVirtualMFADeviceCommand,
+  DetachUserPolicyCommand,
+  GetAccessKeyLastUsedCommand,
+  GetLoginProfileCommand,
+  GetSSHPublicKeyCommand,
+  GetUserCommand,
+  GetUserPolicyCommand,
+  ListServiceSpecificCredentialsCommand,
+  RemoveUserFromGroupCommand,
+  UpdateAccessKeyCommand,
+  paginateListAccessKeys,
+  paginateListAttachedUserPolicies,
+  paginateListGroupsForUser,
+  paginateListMFADevices,
+  paginateListSSHPublicKeys,
+  paginateListSigningCertificates,
+  paginateListUserPolicies,
+  paginateListUserTags,
+} from '@aws-sdk/client-iam';
+import type { IAMClient, ServiceSpecificCredentialMetadata } from '@aws-sdk/client-iam';
+import { classifyAwsError, isAwsError } from '../aws/errors';
+
+export interface IamUserSnapshot {
+  userName: string;
+  userId: string;
+  arn: string;
+  path: string;
+  createDate: string;
+  passwordLastUsed: string | null;
+  permissionsBoundary: string | null;
+  tags: { key: string; value: string }[];
+  groups: string[];
+  attachedPolicies: { name: string; arn: string }[];
+  /** Documents URL-decoded (GetUserPolicy returns them URL-encoded, in AWS and in moto). */
+  inlinePolicies: { name: string; document: string }[];
+  loginProfile: { createDate: string; passwordResetRequired: boolean } | null;
+  accessKeys: {
+    id: string;
+    status: 'Active' | 'Inactive';
+    createDate: string;
+    lastUsed: string | null;
+    lastUsedService: string | null;
+    lastUsedRegion: string | null;
+  }[];
+  mfaDevices: { serialNumber: string; virtual: boolean; enableDate: string }[];
+  sshPublicKeys: { id: string; status: string; uploadDate: string; fingerprint: string | null; body: string | null }[];
+  signingCertificates: { id: string; status: string; uploadDate: string; body: string | null }[];
+  /** null: they could not be listed (moto does not implement ListServiceSpecificCredentials). */
+  serviceSpecificCredentials: { id: string; serviceName: string; status: string }[] | null;
+  notes: string[];
+  capturedAt: string;
+}
+
+export interface IamLifecycleOptions {
+  /** The emulator answering, if any; only its known gaps are tolerated (reference/aws.md §9). */
+  emulator?: 'moto';
+  now?: () => Date;
+}
+
+export interface RemovedDependent {
+  kind:
+    | 'login-profile'
+    | 'access-key'
+    | 'signing-certificate'
+    | 'ssh-public-key'
+    | 'service-specific-credential'
+    | 'mfa-device'
+    | 'virtual-mfa-device'
+    | 'inline-policy'
+    | 'managed-policy'
+    | 'group-membership';
+  id: string;
+}
+
+// SDK v3 names modelled errors by class; the raw wire codes are accepted too, in case an emulator's
+// answer is not mapped onto the model.
+const NO_SUCH_ENTITY = ['NoSuchEntityException', 'NoSuchEntity'];
+const DELETE_CONFLICT = ['DeleteConflictException', 'DeleteConflict'];
+
+function isNoSuchEntity(err: unknown): boolean {
+  return isAwsError(err, ...NO_SUCH_ENTITY);
+}
+
+/** Virtual MFA devices have an ARN serial `arn:<partition>:iam::<account>:mfa/<path+name>`;
+ * hardware tokens have a plain serial and FIDO keys an `:u2f/` ARN (§5.1 step 6). */
+const VIRTUAL_MFA_SERIAL = /^arn:aws[a-z-]*:iam::\d{12}:mfa\/./;
+
+export function isVirtualMfaSerial(serial: string): boolean {
+  return VIRTUAL_MFA_SERIAL.test(serial);
+}
+
+/** URL-decode a policy document without throwing; undefined when it is not valid percent-encoding. */
+export function decodePolicyDocument(document: string): string | undefined {
+  try {
+    return decodeURIComponent(document);
+  } catch {
+    return undefined;
+  }
+}
+
+function iso(value: Date | string | undefined | null): string | null {
+  if (value === undefined || value === null) return null;
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+  const parsed = new Date(value);
+  return Number.isNaN(parsed.getTime()) ? value : parsed.toISOString();
+}
+
+/** AWS reports "never used" last-use fields as the string N/A. */
+function notApplicable(value: string | undefined): string | null {
+  return value === undefined || value === '' || value === 'N/A' ? null : value;
+}
+
+/** Every item of every page. Lists are read in full before anything is changed: deleting while a
+ * Marker is outstanding can make the next page skip entries. */
+async function collect<P, T>(pages: AsyncIterable<P>, items: (page: P) => T[] | undefined): Promise<T[]> {
+  const out: T[] = [];
+  for await (const page of pages) out.push(...(items(page) ?? []));
+  return out;
+}
+
+/** Run a delete/detach/remove; true when it removed something, false when it was already gone. */
+async function removeIfPresent(send: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await send();
+    return true;
+  } catch (err) {
+    if (isNoSuchEntity(err)) return false;
+    throw err;
+  }
+}
+
+/**
+ * ListServiceSpecificCredentials, all pages (the SDK has no paginator for it; it takes Marker and
+ * MaxItems like the other IAM lists). Returns null only when the emulator is moto and it answered
+ * the operation as unimplemented; everything else propagates (fail closed).
+ */
+async function listServiceSpecificCredentials(
+  iam: IAMClient,
+  userName: string,
+  opts: IamLifecycleOptions | undefined,
+): Promise<ServiceSpecificCredentialMetadata[] | null> {
+  const out: ServiceSpecificCredentialMetadata[] = [];
+  const seen = new Set<string>();
+  let marker: string | undefined;
+  try {
+    for (;;) {
+      const page = await iam.send(new ListServiceSpecificCredentialsCommand({ UserName: userName, Marker: marker }));
+      out.push(...(page.ServiceSpecificCredentials ?? []));
+      if (!page.IsTruncated || !page.Marker || seen.has(page.Marker)) break;
+      seen.add(page.Marker);
+      marker = page.Marker;
+    }
+  } catch (err) {
+    if (opts?.emulator === 'moto' && classifyAwsError(err).category === 'unimplemented') return null;
+    throw err;
+  }
+  return out;
+}
+
+async function listAccessKeys(iam: IAMClient, userName: string) {
+  return collect(paginateListAccessKeys({ client: iam }, { UserName: userName }), (p) => p.AccessKeyMetadata);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot
+// ---------------------------------------------------------------------------------------------
+
+/** Everything needed to recreate the user (§5.2), or null when the user does not exist. */
+export async function snapshotIamUser(iam: IAMClient, userName: string, opts?: IamLifecycleOptions): Promise<IamUserSnapshot | null> {
+  const now = opts?.now ?? (() => new Date());
+  let user;
+  try {
+    user = (await iam.send(new GetUserCommand({ UserName: userName }))).User;
+  } catch (err) {
+    if (isNoSuchEntity(err)) return null;
+    throw err;
+  }
+  if (!user) return null;
+  const notes: string[] = [];
+
+  const tagList = await collect(paginateListUserTags({ client: iam }, { UserName: userName }), (p) => p.Tags);
+  const tags = new Map<string, string>();
+  for (const t of user.Tags ?? []) if (t.Key !== undefined) tags.set(t.Key, t.Value ?? '');
+  for (const t of tagList) if (t.Key !== undefined) tags.set(t.Key, t.Value ?? '');
+
+  const groups = (await collect(paginateListGroupsForUser({ client: iam }, { UserName: userName }), (p) => p.Groups))
+    .map((g) => g.GroupName)
+    .filter((n): n is string => n !== undefined);
+
+  const attachedPolicies = (
+    await collect(paginateListAttachedUserPolicies({ client: iam }, { UserName: userName }), (p) => p.AttachedPolicies)
+  )
+    .filter((p) => p.PolicyArn !== undefined)
+    .map((p) => ({ name: p.PolicyName ?? '', arn: p.PolicyArn ?? '' }));
+
+  const inlinePolicies: IamUserSnapshot['inlinePolicies'] = [];
+  const policyNames = await collect(paginateListUserPolicies({ client: iam }, { UserName: userName }), (p) => p.PolicyNames);
+  for (const name of policyNames) {
+    let raw: string | undefined;
+    try {
+      raw = (await iam.send(new GetUserPolicyCommand({ UserName: userName, PolicyName: name }))).PolicyDocument;
+    } catch (err) {
+      if (!isNoSuchEntity(err)) throw err;
+      notes.push(`inline policy ${name} was deleted while the snapshot was taken`);
+      continue;
+    }
+    const decoded = decodePolicyDocument(raw ?? '');
+    if (decoded === undefined) notes.push(`inline policy ${name}: the document is not valid URL-encoding; kept as returned`);
+    inlinePolicies.push({ name, document: decoded ?? raw ?? '' });
+  }
+
+  let loginProfile: IamUserSnapshot['loginProfile'] = null;
+  try {
+    const lp = (await iam.send(new GetLoginProfileCommand({ UserName: userName }))).LoginProfile;
+    if (lp) loginProfile = { createDate: iso(lp.CreateDate) ?? '', passwordResetRequired: lp.PasswordResetRequired === true };
+  } catch (err) {
+    if (!isNoSuchEntity(err)) throw err;
+  }
+
+  const accessKeys: IamUserSnapshot['accessKeys'] = [];
+  for (const key of await listAccessKeys(iam, userName)) {
+    const id = key.AccessKeyId;
+    if (!id) continue;
+    if (key.Status !== 'Active' && key.Status !== 'Inactive') {
+      notes.push(`access key ${id} has status ${String(key.Status)}; recorded as Inactive`);
+    }
+    let lastUsed: { LastUsedDate?: Date; ServiceName?: string; Region?: string } | undefined;
+    try {
+      lastUsed = (await iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: id }))).AccessKeyLastUsed;
+    } catch (err) {
+      if (!isNoSuchEntity(err)) throw err;
+      notes.push(`access key ${id} was deleted while the snapshot was taken`);
+      continue;
+    }
+    accessKeys.push({
+      id,
+      status: key.Status === 'Active' ? 'Active' : 'Inactive',
+      createDate: iso(key.CreateDate) ?? '',
+      lastUsed: iso(lastUsed?.LastUsedDate),
+      lastUsedService: notApplicable(lastUsed?.ServiceName),
+      lastUsedRegion: notApplicable(lastUsed?.Region),
+    });
+  }
+
+  const mfaDevices = (await collect(paginateListMFADevices({ client: iam }, { UserName: userName }), (p) => p.MFADevices))
+    .filter((d) => d.SerialNumber !== undefined)
+    .map((d) => ({ serialNumber: d.SerialNumber ?? '', virtual: isVirtualMfaSerial(d.SerialNumber ?? ''), enableDate: iso(d.EnableDate) ?? '' }));
+
+  const sshPublicKeys: IamUserSnapshot['sshPublicKeys'] = [];
+  for (const k of await collect(paginateListSSHPublicKeys({ client: iam }, { UserName: userName }), (p) => p.SSHPublicKeys)) {
+    const id = k.SSHPublicKeyId;
+    if (!id) continue;
+    let fingerprint: string | null = null;
+    let body: string | null = null;
+    try {
+      const full = (await iam.send(new GetSSHPublicKeyCommand({ UserName: userName, SSHPublicKeyId: id, Encoding: 'SSH' }))).SSHPublicKey;
+      fingerprint = full?.Fingerprint ?? null;
+      body = full?.SSHPublicKeyBody ?? null;
+    } catch (err) {
+      if (!isNoSuchEntity(err)) throw err;
+      notes.push(`SSH public key ${id} was deleted while the snapshot was taken`);
+      continue;
+    }
+    sshPublicKeys.push({ id, status: k.Status ?? '', uploadDate: iso(k.UploadDate) ?? '', fingerprint, body });
+  }
+
+  const signingCertificates = (
+    await collect(paginateListSigningCertificates({ client: iam }, { UserName: userName }), (p) => p.Certificates)
+  )
+    .filter((c) => c.CertificateId !== undefined)
+    .map((c) => ({ id: c.CertificateId ?? '', status: c.Status ?? '', uploadDate: iso(c.UploadDate) ?? '', body: c.CertificateBody ?? null }));
+
+  const ssc = await listServiceSpecificCredentials(iam, userName, opts);
+  if (ssc === null) {
+    notes.push('service-specific credentials could not be listed: the moto emulator does not implement ListServiceSpecificCredentials');
+  }
+
+  return {
+    userName: user.UserName ?? userName,
+    userId: user.UserId ?? '',
+    arn: user.Arn ?? '',
+    path: user.Path ?? '/',
+    createDate: iso(user.CreateDate) ?? '',
+    passwordLastUsed: iso(user.PasswordLastUsed),
+    permissionsBoundary: user.PermissionsBoundary?.PermissionsBoundaryArn ?? null,
+    tags: [...tags].map(([key, value]) => ({ key, value })),
+    groups,
+    attachedPolicies,
+    inlinePolicies,
+    loginProfile,
+    accessKeys,
+    mfaDevices,
+    sshPublicKeys,
+    signingCertificates,
+    serviceSpecificCredentials:
+      ssc === null
+        ? null
+        : ssc
+            .filter((c) => c.ServiceSpecificCredentialId !== undefined)
+            .map((c) => ({ id: c.ServiceSpecificCredentialId ?? '', serviceName: c.ServiceName ?? '', status: c.Status ?? '' })),
+    notes,
+    capturedAt: now().toISOString(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Disable and its rollback
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Deactivate every active access key (reversible) and delete the console password (irreversible:
+ * rollback is a new temporary password). Idempotent: a re-run reports nothing new.
+ */
+export async function disableIamUserCredentials(
+  iam: IAMClient,
+  userName: string,
+): Promise<{ deactivatedKeys: string[]; deletedLoginProfile: boolean }> {
+  const deactivatedKeys: string[] = [];
+  for (const key of await listAccessKeys(iam, userName)) {
+    if (key.Status !== 'Active' || !key.AccessKeyId) continue;
+    const id = key.AccessKeyId;
+    const done = await removeIfPresent(() => iam.send(new UpdateAccessKeyCommand({ UserName: userName, AccessKeyId: id, Status: 'Inactive' })));
+    if (done) deactivatedKeys.push(id);
+  }
+  const deletedLoginProfile = await removeIfPresent(() => iam.send(new DeleteLoginProfileCommand({ UserName: userName })));
+  return { deactivatedKeys, deletedLoginProfile };
+}
+
+/** Rollback of the disable: re-activate the given keys. A key that no longer exists is reported, not thrown. */
+export async function reactivateAccessKeys(
+  iam: IAMClient,
+  userName: string,
+  keyIds: string[],
+): Promise<{ reactivated: string[]; missing: string[] }> {
+  const reactivated: string[] = [];
+  const missing: string[] = [];
+  for (const id of keyIds) {
+    const done = await removeIfPresent(() => iam.send(new UpdateAccessKeyCommand({ UserName: userName, AccessKeyId: id, Status: 'Active' })));
+    (done ? reactivated : missing).push(id);
+  }
+  return { reactivated, missing };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Remove
+// ---------------------------------------------------------------------------------------------
+
+/** One pass over the nine dependent kinds, in the §5.1 order. */
+async function removeDependents(iam: IAMClient, userName: string, opts: IamLifecycleOptions | undefined, removed: RemovedDependent[]): Promise<void> {
+  const U = { UserName: userName };
+
+  // 1. Console password.
+  if (await removeIfPresent(() => iam.send(new DeleteLoginProfileCommand(U)))) removed.push({ kind: 'login-profile', id: userName });
+
+  // 2. Access keys.
+  for (const k of await listAccessKeys(iam, userName)) {
+    const id = k.AccessKeyId;
+    if (id && (await removeIfPresent(() => iam.send(new DeleteAccessKeyCommand({ ...U, AccessKeyId: id }))))) {
+      removed.push({ kind: 'access-key', id });
+    }
+  }
+
+  // 3. Signing certificates.
+  for (const c of await collect(paginateListSigningCertificates({ client: iam }, { ...U }), (p) => p.Certificates)) {
+    const id = c.CertificateId;
+    if (id && (await removeIfPresent(() => iam.send(new DeleteSigningCertificateCommand({ ...U, CertificateId: id }))))) {
+      removed.push({ kind: 'signing-certificate', id });
+    }
+  }
+
+  // 4. SSH public keys.
+  for (const k of await collect(paginateListSSHPublicKeys({ client: iam }, { ...U }), (p) => p.SSHPublicKeys)) {
+    const id = k.SSHPublicKeyId;
+    if (id && (await removeIfPresent(() => iam.send(new DeleteSSHPublicKeyCommand({ ...U, SSHPublicKeyId: id }))))) {
+      removed.push({ kind: 'ssh-public-key', id });
+    }
+  }
+
+  // 5. Service-specific credentials (null = moto does not implement the list: nothing to remove).
+  for (const c of (await listServiceSpecificCredentials(iam, userName, opts)) ?? []) {
+    const id = c.ServiceSpecificCredentialId;
+    if (id && (await removeIfPresent(() => iam.send(new DeleteServiceSpecificCredentialCommand({ ...U, ServiceSpecificCredentialId: id }))))) {
+      removed.push({ kind: 'service-specific-credential', id });
+    }
+  }
+
+  // 6. MFA: deactivate every device; delete the virtual ones afterwards (an assigned virtual device
+  //    cannot be deleted). Hardware and FIDO devices are only deactivated.
+  for (const d of await collect(paginateListMFADevices({ client: iam }, { ...U }), (p) => p.MFADevices)) {
+    const serial = d.SerialNumber;
+    if (!serial) continue;
+    if (await removeIfPresent(() => iam.send(new DeactivateMFADeviceCommand({ ...U, SerialNumber: serial })))) {
+      removed.push({ kind: 'mfa-device', id: serial });
+    }
+    if (isVirtualMfaSerial(serial) && (await removeIfPresent(() => iam.send(new DeleteVirtualMFADeviceCommand({ SerialNumber: serial }))))) {
+      removed.push({ kind: 'virtual-mfa-device', id: serial });
+    }
+  }
+
+  // 7. Inline policies.
+  for (const name of await collect(paginateListUserPolicies({ client: iam }, { ...U }), (p) => p.PolicyNames)) {
+    if (await removeIfPresent(() => iam.send(new DeleteUserPolicyCommand({ ...U, PolicyName: name })))) {
+      removed.push({ kind: 'inline-policy', id: name });
+    }
+  }
+
+  // 8. Attached managed policies.
+  for (const p of await collect(paginateListAttachedUserPolicies({ client: iam }, { ...U }), (pg) => pg.AttachedPolicies)) {
+    const arn = p.PolicyArn;
+    if (arn && (await removeIfPresent(() => iam.send(new DetachUserPolicyCommand({ ...U, PolicyArn: arn }))))) {
+      removed.push({ kind: 'managed-policy', id: arn });
+    }
+  }
+
+  // 9. Group memberships.
+  for (const g of await collect(paginateListGroupsForUser({ client: iam }, { ...U }), (p) => p.Groups)) {
+    const group = g.GroupName;
+    if (group && (await removeIfPresent(() => iam.send(new RemoveUserFromGroupCommand({ ...U, GroupName: group }))))) {
+      removed.push({ kind: 'group-membership', id: group });
+    }
+  }
+}
+
+async function userExists(iam: IAMClient, userName: string): Promise<boolean> {
+  try {
+    await iam.send(new GetUserCommand({ UserName: userName }));
+    return true;
+  } catch (err) {
+    if (isNoSuchEntity(err)) return false;
+    throw err;
+  }
+}
+
+/**
+ * Remove every dependent (§5.1 order), then DeleteUser. A DeleteConflict means a dependent appeared
+ * concurrently: re-enumerate once, then DeleteUser again; a second DeleteConflict propagates.
+ * alreadyGone: the user did not exist (or vanished under us), so this call deleted no user.
+ */
+export async function removeIamUser(
+  iam: IAMClient,
+  userName: string,
+  opts?: IamLifecycleOptions,
+): Promise<{ removed: RemovedDependent[]; alreadyGone: boolean }> {
+  const removed: RemovedDependent[] = [];
+  if (!(await userExists(iam, userName))) return { removed, alreadyGone: true };
+
+  /** One pass plus DeleteUser; 'conflict' only when a DeleteConflict from DeleteUser may be retried. */
+  const attempt = async (last: boolean): Promise<'deleted' | 'gone' | 'conflict'> => {
+    try {
+      await removeDependents(iam, userName, opts, removed);
+    } catch (err) {
+      // A list on a user deleted concurrently answers NoSuchEntity: confirm before calling it done.
+      if (isNoSuchEntity(err) && !(await userExists(iam, userName))) return 'gone';
+      throw err;
+    }
+    try {
+      await iam.send(new DeleteUserCommand({ UserName: userName }));
+      return 'deleted';
+    } catch (err) {
+      if (isNoSuchEntity(err)) return 'gone';
+      if (!last && isAwsError(err, ...DELETE_CONFLICT)) return 'conflict';
+      throw err; // a second DeleteConflict propagates; the activity wrapper makes it non-retryable
+    }
+  };
+
+  let outcome = await attempt(false);
+  if (outcome === 'conflict') outcome = await attempt(true); // a dependent appeared concurrently: re-enumerate once
+  return { removed, alreadyGone: outcome === 'gone' };
+}

@@ -1,0 +1,325 @@
+/**
+ * stale-iam-users activities: plan from the credential report, snapshot, disable, delete, roll back,
+ * verify (reference/aws.md §5). The credential report never crosses into history: the plan carries
+ * only the candidates and the reasons others are left alone.
+ */
+import { GetGroupCommand, GetUserCommand, ListUserTagsCommand, paginateListVirtualMFADevices } from '@aws-sdk/client-iam';
+import { ApplicationFailure, log } from '@temporalio/activity';
+import type { Json } from '../common/json';
+import { KINDS, ParamError, resolveParams, splitNames } from '../common/kinds';
+import { parseDuration } from '../common/duration';
+import { sealPlan } from '../common/digest';
+import type { Change, ChangeOutcome, LeftAlone, Plan, VerifyCheck, VerifyResult } from '../common/plan';
+import { arnMatches } from '../common/policy';
+import type { ChangeRequest, PlanRequest, RollbackRequest, VerifyRequest } from '../common/requests';
+import type { AwsClients } from './aws/clients';
+import { isAwsError } from './aws/errors';
+import { assessStaleness, fetchCredentialReport, parseCredentialReport } from './iam/credential-report';
+import type { IamUserSnapshot } from './iam/user-lifecycle';
+import { disableIamUserCredentials, reactivateAccessKeys, removeIamUser, snapshotIamUser } from './iam/user-lifecycle';
+import { keepAlive } from './heartbeat';
+
+export const EXEMPT_TAG = 'countersign:exempt';
+/** AWS regenerates the report at most every 4 h; an older one is regenerated before acting (§5.3). */
+const REPORT_MAX_AGE_MS = 4 * 3_600_000;
+/** Left-alone entries listed in the plan; the rest are counted (bounded history, DESIGN §5). */
+const LEFT_ALONE_LISTED = 500;
+
+/** The part of a user the plan approves and the activities re-check (drift = any difference). */
+interface CredentialState {
+  [key: string]: Json;
+  userName: string;
+  userId: string;
+  accessKeys: { id: string; status: string; lastUsed: string | null }[];
+  loginProfile: boolean;
+}
+
+export interface StaleIamUserDeps {
+  aws: AwsClients;
+  now?: () => Date;
+}
+
+function credentialState(s: IamUserSnapshot): CredentialState {
+  return {
+    userName: s.userName,
+    userId: s.userId,
+    accessKeys: s.accessKeys.map((k) => ({ id: k.id, status: k.status, lastUsed: k.lastUsed })).sort((a, b) => a.id.localeCompare(b.id)),
+    loginProfile: s.loginProfile !== null,
+  };
+}
+
+function disabledState(s: CredentialState): CredentialState {
+  return { ...s, accessKeys: s.accessKeys.map((k) => ({ ...k, status: 'Inactive' })), loginProfile: false };
+}
+
+/** Why the live user differs from the approved state, or undefined when it does not. */
+export function credentialDrift(approved: CredentialState, live: IamUserSnapshot, mode: 'disable' | 'delete'): string | undefined {
+  if (live.userId !== approved.userId) return `the user was recreated (UserId ${approved.userId} → ${live.userId})`;
+  const approvedKeys = new Map(approved.accessKeys.map((k) => [k.id, k]));
+  for (const key of live.accessKeys) {
+    const was = approvedKeys.get(key.id);
+    if (!was) return `access key ${key.id} was created after approval`;
+    if ((key.lastUsed ?? '') > (was.lastUsed ?? '')) return `access key ${key.id} was used at ${key.lastUsed} after approval`;
+    if (mode === 'delete' && key.status === 'Active') return `access key ${key.id} was re-activated during the soak`;
+    if (mode === 'disable' && key.status === 'Active' && was.status !== 'Active') return `access key ${key.id} was activated after approval`;
+  }
+  if (live.loginProfile && !approved.loginProfile) {
+    return mode === 'delete' ? 'a console password was re-created during the soak' : 'a console password was created after approval';
+  }
+  if (live.sshPublicKeys.length > 0 || live.signingCertificates.length > 0 || (live.serviceSpecificCredentials ?? []).length > 0) {
+    return 'the user now holds SSH keys, signing certificates or service-specific credentials (manual review)';
+  }
+  return undefined;
+}
+
+function userNameOf(change: Change): string {
+  const before = change.before as Partial<CredentialState> | null;
+  if (!before || typeof before.userName !== 'string') {
+    throw ApplicationFailure.create({ type: 'InvalidPlan', nonRetryable: true, message: `change ${change.id} names no user` });
+  }
+  return before.userName;
+}
+
+export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
+  const { aws } = deps;
+  const now = deps.now ?? (() => new Date());
+  const iam = () => aws.iam();
+  const lifecycleOptions = () => ({ emulator: aws.settings.emulator, now });
+
+  /** Fail closed: protected principals and the worker's own identity are never changed, whatever the plan says. */
+  async function refuseProtected(request: ChangeRequest): Promise<void> {
+    const caller = await aws.callerIdentity();
+    const arn = request.change.resource;
+    const pattern = request.protectedPrincipals.find((p) => arnMatches(p, arn));
+    if (arn === caller.arn || pattern) {
+      throw ApplicationFailure.create({
+        type: 'ProtectedPrincipal',
+        nonRetryable: true,
+        message: `${arn} is protected (${pattern ? `matches ${pattern}` : "it is the worker's own identity"}); it is never changed`,
+      });
+    }
+  }
+
+  return {
+    async planStaleIamUserRemoval(request: PlanRequest): Promise<Plan> {
+      let params: Record<string, string>;
+      try {
+        params = resolveParams('stale-iam-users', request.params);
+      } catch (err) {
+        if (err instanceof ParamError) throw ApplicationFailure.create({ type: 'InvalidParameter', nonRetryable: true, message: err.message });
+        throw err;
+      }
+      const maxIdleMs = parseDuration(params.maxIdle as string);
+      const exempt = new Set(splitNames(params.exempt ?? ''));
+      const caller = await aws.callerIdentity();
+      if (request.account && request.account !== caller.account) {
+        throw ApplicationFailure.create({
+          type: 'CrossAccountNotSupported',
+          nonRetryable: true,
+          message: `the worker's credentials are for account ${caller.account}, not ${request.account}; run a worker with credentials for ${request.account} (assuming roles into member accounts is not built yet)`,
+        });
+      }
+      const at = now();
+      const report = await fetchCredentialReport(iam(), {
+        now: at,
+        // moto's report carries a fixed 2015 GeneratedTime and is rebuilt live on every read (§9).
+        maxAgeMs: aws.settings.emulator === 'moto' ? null : REPORT_MAX_AGE_MS,
+      });
+      const rows = parseCredentialReport(report.csv).filter((r) => !r.isRoot);
+      const leftAlone: LeftAlone[] = [];
+      const notes: string[] = [`credential report generated ${report.generatedTime}; ${rows.length} user(s) assessed`];
+      if (aws.settings.emulator) notes.push(`AWS is the ${aws.settings.emulator} emulator at ${aws.settings.endpoint ?? 'the default endpoint'}`);
+
+      const candidates: { arn: string; user: string; lastActivity: string }[] = [];
+      for (const row of rows) {
+        const protectedBy = request.policy.protectedPrincipals.find((p) => arnMatches(p, row.arn));
+        if (row.arn === caller.arn) {
+          leftAlone.push({ resource: row.arn, reason: 'protected', detail: "the worker's own identity" });
+          continue;
+        }
+        if (protectedBy) {
+          leftAlone.push({ resource: row.arn, reason: 'protected', detail: `matches ${protectedBy}` });
+          continue;
+        }
+        if (exempt.has(row.user)) {
+          leftAlone.push({ resource: row.arn, reason: 'exempt', detail: 'named in the exempt parameter' });
+          continue;
+        }
+        const verdict = assessStaleness(row, { now: at, maxIdleMs });
+        switch (verdict.verdict) {
+          case 'active':
+            leftAlone.push({ resource: row.arn, reason: 'active', detail: `${verdict.credential} last active ${verdict.lastActivity}` });
+            break;
+          case 'too-new':
+            leftAlone.push({ resource: row.arn, reason: 'too-new', detail: `created ${verdict.userCreationTime}, within maxIdle` });
+            break;
+          case 'no-active-credentials':
+            leftAlone.push({ resource: row.arn, reason: 'no-active-credentials', detail: 'a credential-less user: a separate finding, not removed', review: true });
+            break;
+          case 'stale':
+            candidates.push({ arn: row.arn, user: row.user, lastActivity: verdict.lastActivity });
+            break;
+          default:
+            verdict satisfies never;
+        }
+      }
+
+      const changes: Change[] = [];
+      for (const candidate of candidates) {
+        keepAlive({ assessing: candidate.user });
+        const tags = await iam().send(new ListUserTagsCommand({ UserName: candidate.user }));
+        if ((tags.Tags ?? []).some((t) => t.Key === EXEMPT_TAG)) {
+          leftAlone.push({ resource: candidate.arn, reason: 'exempt', detail: `tagged ${EXEMPT_TAG}` });
+          continue;
+        }
+        const snapshot = await snapshotIamUser(iam(), candidate.user, lifecycleOptions());
+        if (!snapshot) continue; // deleted since the report: nothing to do
+        const manual = [
+          snapshot.sshPublicKeys.length > 0 ? `${snapshot.sshPublicKeys.length} SSH public key(s)` : '',
+          snapshot.signingCertificates.length > 0 ? `${snapshot.signingCertificates.length} signing certificate(s)` : '',
+          (snapshot.serviceSpecificCredentials ?? []).length > 0 ? 'service-specific credentials' : '',
+        ].filter(Boolean);
+        if (manual.length > 0) {
+          leftAlone.push({
+            resource: candidate.arn,
+            reason: 'manual-review',
+            detail: `idle since ${candidate.lastActivity} but holds ${manual.join(', ')}, whose use the credential report does not show`,
+            review: true,
+          });
+          continue;
+        }
+        if (changes.length + 2 > request.policy.maxChanges) {
+          throw ApplicationFailure.create({
+            type: 'PlanTooLarge',
+            nonRetryable: true,
+            message: `more than ${request.policy.maxChanges / 2} stale users (the policy's maxChanges is ${request.policy.maxChanges}, two changes per user); exempt some or raise maxChanges`,
+          });
+        }
+        const state = credentialState(snapshot);
+        const activeKeys = state.accessKeys.filter((k) => k.status === 'Active').map((k) => k.id);
+        const disableId = `disable-user/${candidate.user}`;
+        changes.push({
+          id: disableId,
+          stage: 'disable',
+          action: 'disable-user',
+          resource: candidate.arn,
+          summary: `disable ${candidate.user} (idle since ${candidate.lastActivity}): deactivate ${activeKeys.length} access key(s)${state.loginProfile ? ', delete the console password' : ''}`,
+          before: state,
+          after: disabledState(state),
+          reversible: true,
+          destructive: true,
+        });
+        changes.push({
+          id: `delete-user/${candidate.user}`,
+          stage: 'delete',
+          action: 'delete-user',
+          resource: candidate.arn,
+          summary: `delete ${candidate.user} and its ${snapshot.groups.length} group membership(s), ${snapshot.attachedPolicies.length + snapshot.inlinePolicies.length} polic(ies), ${snapshot.mfaDevices.length} MFA device(s), ${snapshot.accessKeys.length} access key(s)`,
+          before: disabledState(state),
+          after: { exists: false },
+          reversible: false,
+          destructive: true,
+          dependsOn: [disableId],
+        });
+      }
+
+      const listed = leftAlone.slice(0, LEFT_ALONE_LISTED);
+      const region = aws.settings.region;
+      log.info('planned stale IAM user removal', { workflowId: request.workflowId, account: caller.account, changes: changes.length, leftAlone: leftAlone.length });
+      return sealPlan({
+        kind: 'stale-iam-users',
+        account: caller.account,
+        region,
+        params,
+        createdAt: at.toISOString(),
+        stages: [
+          { name: 'disable', description: 'snapshot, deactivate access keys, delete the console password', concurrency: 4 },
+          { name: 'delete', description: 're-check still idle and disabled, remove every dependent in AWS order, delete the user', soakBefore: params.soak as string, concurrency: 4 },
+        ],
+        changes,
+        leftAlone: listed,
+        leftAloneNotListed: leftAlone.length - listed.length,
+        notes: [...notes, `controls: ${KINDS['stale-iam-users'].controls.join(', ')}`],
+      });
+    },
+
+    async snapshotStaleIamUser(request: ChangeRequest): Promise<Json> {
+      return (await snapshotIamUser(iam(), userNameOf(request.change), lifecycleOptions())) as Json;
+    },
+
+    async disableStaleIamUser(request: ChangeRequest): Promise<ChangeOutcome> {
+      await refuseProtected(request);
+      const live = request.snapshot as IamUserSnapshot | null | undefined;
+      if (!live) return { status: 'left-alone', detail: 'the user no longer exists' };
+      const drift = credentialDrift(request.change.before as CredentialState, live, 'disable');
+      if (drift) return { status: 'left-alone', detail: `drifted since approval: ${drift}` };
+      const done = await disableIamUserCredentials(iam(), live.userName);
+      log.info('disabled stale IAM user', { workflowId: request.workflowId, change: request.change.id, ...done });
+      const nothing = done.deactivatedKeys.length === 0 && !done.deletedLoginProfile;
+      return {
+        status: nothing ? 'already-done' : 'applied',
+        detail: `deactivated ${done.deactivatedKeys.length} access key(s)${done.deletedLoginProfile ? ', deleted the console password' : ''}`,
+        observed: done,
+      };
+    },
+
+    async reenableStaleIamUser(request: RollbackRequest): Promise<ChangeOutcome> {
+      const before = request.change.before as CredentialState;
+      const keys = before.accessKeys.filter((k) => k.status === 'Active').map((k) => k.id);
+      const done = await reactivateAccessKeys(iam(), before.userName, keys);
+      const password = before.loginProfile
+        ? '; the console password was deleted and cannot be restored: an administrator must set a new one (CreateLoginProfile with PasswordResetRequired)'
+        : '';
+      return { status: 'applied', detail: `re-activated ${done.reactivated.length} access key(s)${done.missing.length ? `, ${done.missing.length} no longer exist` : ''}${password}`, observed: done };
+    },
+
+    async deleteStaleIamUser(request: ChangeRequest): Promise<ChangeOutcome> {
+      await refuseProtected(request);
+      const live = request.snapshot as IamUserSnapshot | null | undefined;
+      if (!live) return { status: 'already-done', detail: 'the user was already deleted' };
+      const drift = credentialDrift(request.change.before as CredentialState, live, 'delete');
+      if (drift) return { status: 'left-alone', detail: `left alone: ${drift}` };
+      const done = await removeIamUser(iam(), live.userName, lifecycleOptions());
+      log.info('deleted stale IAM user', { workflowId: request.workflowId, change: request.change.id, removed: done.removed.length });
+      return {
+        status: done.alreadyGone ? 'already-done' : 'applied',
+        detail: done.alreadyGone ? 'the user was already deleted' : `deleted with ${done.removed.length} dependent(s)`,
+        observed: { removed: done.removed as unknown as Json },
+      };
+    },
+
+    async verifyStaleIamUserRemoval(request: VerifyRequest): Promise<VerifyResult> {
+      const checks: VerifyCheck[] = [];
+      for (const { change, result } of request.applied) {
+        if (change.action !== 'delete-user') continue;
+        const userName = userNameOf(change);
+        const problems: string[] = [];
+        try {
+          await iam().send(new GetUserCommand({ UserName: userName }));
+          problems.push('the user still exists');
+        } catch (err) {
+          if (!isAwsError(err, 'NoSuchEntityException', 'NoSuchEntity')) throw err;
+        }
+        const snapshot = result.snapshot as IamUserSnapshot | undefined;
+        for (const group of snapshot?.groups ?? []) {
+          try {
+            const g = await iam().send(new GetGroupCommand({ GroupName: group }));
+            if ((g.Users ?? []).some((u) => u.UserName === userName)) problems.push(`group ${group} still lists the user`);
+          } catch (err) {
+            if (!isAwsError(err, 'NoSuchEntityException', 'NoSuchEntity')) throw err;
+          }
+        }
+        const virtual = (snapshot?.mfaDevices ?? []).filter((d) => d.virtual).map((d) => d.serialNumber);
+        if (virtual.length > 0) {
+          const existing = new Set<string>();
+          for await (const page of paginateListVirtualMFADevices({ client: iam() }, { AssignmentStatus: 'Any' })) {
+            for (const d of page.VirtualMFADevices ?? []) if (d.SerialNumber) existing.add(d.SerialNumber);
+          }
+          for (const serial of virtual) if (existing.has(serial)) problems.push(`virtual MFA device ${serial} still exists`);
+        }
+        checks.push({ changeId: change.id, ok: problems.length === 0, detail: problems.length ? problems.join('; ') : 'user and its dependents are gone' });
+      }
+      return { ok: checks.every((c) => c.ok), checks };
+    },
+  };
+}

@@ -1,0 +1,95 @@
+/** --help text: what each command does, with examples, so the CLI teaches its own use. */
+import { KINDS } from '../common/kinds';
+
+function kindsHelp(): string {
+  return Object.values(KINDS)
+    .map((k) => {
+      const params = Object.entries(k.params)
+        .map(([name, p]) => `      ${`${name}=${p.type === 'duration' ? 'DURATION' : 'NAMES'}`.padEnd(22)} ${p.description} (default ${p.default || 'none'})`)
+        .join('\n');
+      return `  ${k.name.padEnd(18)} ${k.summary}\n    controls ${k.controls.join(', ')}; parameters:\n${params}`;
+    })
+    .join('\n');
+}
+
+export const COMMAND_HELP: Record<string, string> = {
+  main: `countersign — approval-gated AWS remediations for SOC 2, run as Temporal workflows.
+Every remediation discovers live state, plans exact changes, waits for an authorised approver to
+approve that plan's digest, applies it with soaks and drift re-checks, verifies, and leaves the
+workflow history as the change evidence.
+
+Usage: countersign <command> [options]
+
+Try it:
+  countersign demo                      everything on this machine: Temporal dev server, AWS sandbox
+                                        (moto), a worker, a seeded estate, a remediation end to end
+
+Operate:
+  countersign worker                    run a worker for TEMPORAL_ADDRESS (task queue COUNTERSIGN_TASK_QUEUE)
+  countersign dev                       the embedded stack until Ctrl-C (prints the environment to use it)
+  countersign start <kind> [options]    plan a remediation and wait for approval (prints the workflow id)
+  countersign status <workflowId>       phase, plan, decisions, refusals, progress, outcome
+  countersign list [--kind K] [--phase P]
+  countersign approve <workflowId> --as WHO --plan DIGEST [--comment TEXT]
+  countersign reject <workflowId> --as WHO [--comment TEXT]
+  countersign evidence <workflowId> [--format json|md] [--out PATH]
+
+Every command takes --json (one JSON document on stdout; logs on stderr) and --help.
+Exit codes: 0 success, 2 bad input (nothing was started or changed), 1 any other failure
+(a refused decision included).
+
+Remediations (kinds):
+${kindsHelp()}
+
+Environment:
+  TEMPORAL_ADDRESS (127.0.0.1:7233), TEMPORAL_NAMESPACE (default), TEMPORAL_API_KEY, TLS and profiles
+  exactly as the temporal CLI reads them; COUNTERSIGN_TASK_QUEUE (countersign); COUNTERSIGN_POLICY
+  (approval policy file, read by the worker); AWS: the SDK's default credentials and region;
+  AWS_ENDPOINT_URL to point at an emulator.`,
+  start: `countersign start <kind> [--param key=value]... [--params FILE] [--account ID] [--dry-run]
+                  [--as WHO] [--id-suffix S] [--no-wait] [--json]
+
+Starts a remediation. It plans against live AWS state and waits for approval; the plan, its digest
+and the approve command are printed once the plan is ready (unless --no-wait).
+  --param key=value   a parameter of the kind (repeatable); see \`countersign --help\` for each kind's
+  --params FILE       parameters from a JSON object file ({"maxIdle": "90d"}); --param wins
+  --account ID        the target account (default: the account of your AWS credentials)
+  --dry-run           plan only: the run ends "planned" and nothing can be approved or changed
+  --as WHO            who is requesting (default: $COUNTERSIGN_USER or your login); they cannot approve
+  --id-suffix S       run a separate scope concurrently: workflow id <kind>/<account>/<S>
+One remediation of a kind per account runs at a time: a second start fails and names the running one.
+
+Example:
+  countersign start stale-iam-users --param maxIdle=90d --param soak=14d --param exempt=ci-bot,backup`,
+  status: `countersign status <workflowId> [--json]
+Shows the phase, the plan (with its digest), decisions and refusals with their reasons, the current
+stage or soak, progress per change, verification and outcome. Works on finished runs too.`,
+  approve: `countersign approve <workflowId> --as WHO --plan DIGEST [--comment TEXT] [--json]
+Approves the plan with that digest. The digest must be the one shown by \`countersign status\`:
+a decision on any other plan is refused. Confirms through the status query that the decision was
+accepted; a refusal (requester approving their own run, approver not in the policy, wrong digest,
+expired, duplicate) prints its reason and exits 1.`,
+  reject: `countersign reject <workflowId> --as WHO [--comment TEXT] [--plan DIGEST] [--json]
+Rejects the plan awaiting approval (the run ends "rejected", nothing changes), or halts a run during
+a soak or apply (reversible changes are rolled back; the run ends "rolled-back"). Approvers and the
+requester may reject. --plan defaults to the current plan's digest.`,
+  list: `countersign list [--kind K] [--phase P] [--limit N] [--json]
+Lists remediations, newest first, with their phase and outcome. Phases: planning, awaiting-approval,
+applying, soaking, verifying, rolling-back, done.`,
+  evidence: `countersign evidence <workflowId> [--format json|md] [--out PATH]
+The change evidence from the workflow history: who requested, the policy in force, the plan and its
+verified digest, every decision signal as received, refusals with reasons, each change's result with
+the snapshot taken before destructive changes, verification and outcome. --out writes a file.`,
+  worker: `countersign worker
+Runs a worker on COUNTERSIGN_TASK_QUEUE for TEMPORAL_ADDRESS until SIGINT/SIGTERM. Reads
+COUNTERSIGN_POLICY (the approval policy) and AWS credentials from the environment.`,
+  dev: `countersign dev [--seed]
+Starts the embedded stack — Temporal dev server with its Web UI, the moto AWS sandbox and a worker
+with the demo approval policy — prints the environment to use it from another shell, and runs until
+Ctrl-C. --seed creates the demo estate in the sandbox.`,
+  demo: `countersign demo [--keep] [--json]
+Builds or finds what it needs, starts the embedded stack, seeds an estate and runs stale-iam-users
+end to end: plan, refused approvals (the requester; someone outside the policy), an approval by
+the demo approver, disable, soak, re-check, delete, verify, evidence. --keep leaves the stack
+running afterwards and prints the Temporal Web UI address to browse the history.`,
+};

@@ -1,0 +1,368 @@
+/**
+ * The `countersign` command (DESIGN §4). Input is validated here, at the edge: a bad kind, parameter,
+ * flag or file exits 2 with a one-line reason before anything is started.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { KINDS, ParamError, isKindName, resolveParams } from '../common/kinds';
+import type { KindName } from '../common/kinds';
+import type { DecideSignal, Phase } from '../common/messages';
+import { temporalSettingsFromEnv } from '../worker/config';
+import { awsSettingsFromEnv } from '../activities/aws/clients';
+import { buildEvidence } from '../evidence/record';
+import { evidenceMarkdown } from '../evidence/markdown';
+import { CommandFailed, UsageError } from './errors';
+import { COMMAND_HELP } from './help';
+import type { Output } from './output';
+import { createOutput } from './output';
+import { RemediationClient } from './remediation-client';
+import { approveHint, renderPlan, renderStatus } from './render';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const COMMON: Options = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
+
+function parse(command: string, args: string[], options: Options, positionals: number) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.split('\n')[0]}; see \`countersign ${command} --help\``);
+  }
+  if (!parsed.values.help && parsed.positionals.length !== positionals) {
+    throw new UsageError(
+      positionals === 0
+        ? `${command} takes no arguments (got ${parsed.positionals.join(' ')}); see \`countersign ${command} --help\``
+        : `${command} needs ${positionals === 1 ? 'one argument' : `${positionals} arguments`}; see \`countersign ${command} --help\``,
+    );
+  }
+  return parsed;
+}
+
+function str(values: Record<string, unknown>, key: string): string | undefined {
+  const v = values[key];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function required(values: Record<string, unknown>, key: string, command: string): string {
+  const v = str(values, key);
+  if (!v || !v.trim()) throw new UsageError(`${command} needs --${key}; see \`countersign ${command} --help\``);
+  return v.trim();
+}
+
+async function connectClient(): Promise<{ client: RemediationClient; close(): Promise<void>; namespace: string; raw: Client }> {
+  const settings = temporalSettingsFromEnv();
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ ...settings.connect.connectionOptions, connectTimeout: '5s' } as never);
+  } catch (err) {
+    throw new CommandFailed(
+      `cannot reach Temporal at ${settings.address} (${(err as Error).message.split('\n')[0]}); start one with \`countersign dev\` or set TEMPORAL_ADDRESS`,
+    );
+  }
+  const raw = new Client({ connection, namespace: settings.namespace });
+  return { client: new RemediationClient(raw, settings.taskQueue), close: () => connection.close(), namespace: settings.namespace, raw };
+}
+
+function parseParamFlags(flags: string[], file: string | undefined): Record<string, string> {
+  const params: Record<string, string> = {};
+  if (file) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new UsageError(`--params ${file}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new UsageError(`--params ${file}: must hold a JSON object of parameter names to values`);
+    for (const [k, v] of Object.entries(raw)) {
+      if (typeof v !== 'string' && typeof v !== 'number') throw new UsageError(`--params ${file}: ${k} must be a string`);
+      params[k] = String(v);
+    }
+  }
+  for (const flag of flags) {
+    const eq = flag.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--param ${flag}: expected key=value, e.g. --param maxIdle=90d`);
+    params[flag.slice(0, eq).trim()] = flag.slice(eq + 1);
+  }
+  return params;
+}
+
+function requester(values: Record<string, unknown>): string {
+  const who = str(values, 'as') ?? process.env.COUNTERSIGN_USER ?? safeLogin();
+  if (!who.trim()) throw new UsageError('--as must name who is acting');
+  return who.trim();
+}
+
+function safeLogin(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function callerAccount(): Promise<string> {
+  const settings = awsSettingsFromEnv();
+  const sts = new STSClient({ region: settings.region, maxAttempts: settings.maxAttempts, ...(settings.endpoint ? { endpoint: settings.endpoint } : {}) });
+  try {
+    const identity = await sts.send(new GetCallerIdentityCommand({}));
+    if (!identity.Account) throw new Error('no account in the answer');
+    return identity.Account;
+  } catch (err) {
+    throw new CommandFailed(`cannot tell which AWS account your credentials are for (${(err as Error).message.split('\n')[0]}); pass --account ID or configure AWS credentials`);
+  } finally {
+    sts.destroy();
+  }
+}
+
+async function start(args: string[], out: Output): Promise<number> {
+  const { values, positionals } = parse(
+    'start',
+    args,
+    {
+      param: { type: 'string', multiple: true },
+      params: { type: 'string' },
+      account: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      as: { type: 'string' },
+      'id-suffix': { type: 'string' },
+      'no-wait': { type: 'boolean' },
+    },
+    1,
+  );
+  if (values.help) return help('start', out);
+  const kindArg = positionals[0] as string;
+  if (!isKindName(kindArg)) throw new UsageError(`unknown kind "${kindArg}"; kinds: ${Object.keys(KINDS).join(', ')}`);
+  const kind: KindName = kindArg;
+  let params: Record<string, string>;
+  try {
+    const given = parseParamFlags((values.param as string[] | undefined) ?? [], str(values, 'params'));
+    resolveParams(kind, given); // validate now; the workflow records the raw parameters and resolves them the same way
+    params = given;
+  } catch (err) {
+    if (err instanceof ParamError) throw new UsageError(err.message);
+    throw err;
+  }
+  const account = str(values, 'account');
+  if (account !== undefined && !/^\d{12}$/.test(account)) throw new UsageError(`--account must be a 12-digit AWS account id (got "${account}")`);
+  const suffix = str(values, 'id-suffix');
+  if (suffix !== undefined && !/^[\w.-]{1,64}$/.test(suffix)) throw new UsageError('--id-suffix may use letters, digits, ".", "_" and "-" (up to 64)');
+  const requestedBy = requester(values);
+  const { client, close } = await connectClient();
+  try {
+    const target = account ?? (await callerAccount());
+    const started = await client.start({ kind, account: target, params, requestedBy, dryRun: values['dry-run'] === true, idSuffix: suffix });
+    out.line(started.workflowId);
+    if (values['no-wait']) {
+      out.result(started);
+      return 0;
+    }
+    out.note(`started ${started.workflowId}; planning against live AWS state…`);
+    const status = await client.waitFor(started.workflowId, (s) => s.phase !== 'starting' && s.phase !== 'planning', {
+      timeoutMs: 15 * 60_000,
+      onChange: (s, prev) => {
+        if (prev) out.note(`  still ${s.phase}…`);
+      },
+    }).catch(async (err: unknown) => {
+      if (err instanceof CommandFailed) return client.status(started.workflowId);
+      throw err;
+    });
+    out.result({ ...started, status });
+    if (status.plan) for (const line of renderPlan(status.plan)) out.line(line);
+    if (status.outcome) out.line(`outcome: ${status.outcome}${status.outcomeReason ? ` — ${status.outcomeReason}` : ''}`);
+    for (const line of approveHint(status)) out.line(line);
+    return status.outcome === 'failed' ? 1 : 0;
+  } finally {
+    await close();
+  }
+}
+
+async function status(args: string[], out: Output): Promise<number> {
+  const { values, positionals } = parse('status', args, {}, 1);
+  if (values.help) return help('status', out);
+  const { client, close } = await connectClient();
+  try {
+    const s = await client.status(positionals[0] as string);
+    out.result(s);
+    for (const line of renderStatus(s)) out.line(line);
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
+async function decide(command: 'approve' | 'reject', args: string[], out: Output): Promise<number> {
+  const { values, positionals } = parse(command, args, { as: { type: 'string' }, plan: { type: 'string' }, comment: { type: 'string' } }, 1);
+  if (values.help) return help(command, out);
+  const workflowId = positionals[0] as string;
+  const approver = required(values, 'as', command);
+  let planDigest = command === 'approve' ? required(values, 'plan', command) : str(values, 'plan');
+  if (planDigest !== undefined && !/^[0-9a-f]{64}$/.test(planDigest)) {
+    throw new UsageError(`--plan must be the plan's full 64-character digest as shown by \`countersign status ${workflowId}\``);
+  }
+  const { client, close } = await connectClient();
+  try {
+    if (!planDigest) {
+      const current = await client.status(workflowId);
+      if (!current.plan) throw new CommandFailed(`${workflowId} has no plan yet (phase ${current.phase}); try again when it is awaiting approval`);
+      planDigest = current.plan.digest;
+    }
+    const comment = str(values, 'comment');
+    const decision: DecideSignal = { decision: command, approver, planDigest, ...(comment ? { comment } : {}) };
+    const reply = await client.decide(workflowId, decision);
+    out.result(reply.accepted ? { accepted: true, decision: reply.decision, phase: reply.status.phase } : { accepted: false, refusal: reply.refusal });
+    if (!reply.accepted) {
+      out.note(`refused: ${reply.refusal.message}`);
+      return 1;
+    }
+    const s = reply.status;
+    const approvals = s.decisions.filter((d) => d.decision === 'approve').length;
+    out.line(
+      command === 'approve'
+        ? `approved by ${approver} (${approvals} of ${s.policy?.quorum ?? '?'} needed); phase now ${s.phase}`
+        : `rejected by ${approver}; the run stops${s.phase === 'awaiting-approval' ? '' : ' and rolls back what is reversible'}`,
+    );
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
+async function list(args: string[], out: Output): Promise<number> {
+  const { values } = parse('list', args, { kind: { type: 'string' }, phase: { type: 'string' }, limit: { type: 'string' } }, 0);
+  if (values.help) return help('list', out);
+  const kind = str(values, 'kind');
+  if (kind !== undefined && !isKindName(kind)) throw new UsageError(`unknown kind "${kind}"; kinds: ${Object.keys(KINDS).join(', ')}`);
+  const phases: Phase[] = ['starting', 'planning', 'awaiting-approval', 'applying', 'soaking', 'verifying', 'rolling-back', 'done'];
+  const phase = str(values, 'phase');
+  if (phase !== undefined && !phases.includes(phase as Phase)) throw new UsageError(`unknown phase "${phase}"; phases: ${phases.join(', ')}`);
+  const limitText = str(values, 'limit') ?? '100';
+  const limit = Number(limitText);
+  if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive whole number (got "${limitText}")`);
+  const { client, close } = await connectClient();
+  try {
+    const runs = (await client.list({ kind: kind as KindName | undefined, limit: phase ? 1000 : limit }))
+      .filter((r) => !phase || r.phase === phase)
+      .slice(0, limit);
+    out.result(runs);
+    if (runs.length === 0) out.line('no remediations');
+    for (const r of runs) {
+      out.line(`${r.workflowId.padEnd(44)} ${r.phase.padEnd(18)} ${(r.outcome ?? '').padEnd(12)} ${r.requestedBy ?? ''}  ${r.startTime}`);
+    }
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
+async function evidence(args: string[], out: Output): Promise<number> {
+  const { values, positionals } = parse('evidence', args, { format: { type: 'string' }, out: { type: 'string' } }, 1);
+  if (values.help) return help('evidence', out);
+  const format = str(values, 'format') ?? 'json';
+  if (format !== 'json' && format !== 'md') {
+    throw new UsageError(
+      format === 'html' ? 'html evidence is not built yet; use --format json or --format md' : `unknown format "${format}"; use json or md`,
+    );
+  }
+  const workflowId = positionals[0] as string;
+  const { client, close, namespace, raw } = await connectClient();
+  try {
+    const handle = raw.workflow.getHandle(workflowId);
+    const description = await handle.describe().catch(() => {
+      throw new CommandFailed(`no remediation with workflow id ${workflowId}; \`countersign list\` shows them`);
+    });
+    const history = await handle.fetchHistory();
+    const live = description.status.name === 'RUNNING' ? await client.status(workflowId) : undefined;
+    const record = buildEvidence(history, { namespace, workflowId, runId: description.runId }, { live });
+    const text = format === 'json' ? `${JSON.stringify(record, null, 2)}\n` : evidenceMarkdown(record);
+    const path = str(values, 'out');
+    if (path) {
+      writeFileSync(path, text);
+      out.note(`wrote ${format} evidence for ${workflowId} to ${path}`);
+      out.result({ workflowId, format, path });
+    } else {
+      process.stdout.write(text);
+    }
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
+function help(topic: string, out: Output): number {
+  out.line(COMMAND_HELP[topic] ?? COMMAND_HELP.main);
+  out.result({ help: COMMAND_HELP[topic] ?? COMMAND_HELP.main });
+  return 0;
+}
+
+export async function main(argv: string[], out?: Output): Promise<number> {
+  const [command, ...args] = argv;
+  const output = out ?? createOutput(argv.includes('--json'));
+  try {
+    switch (command) {
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        return help(args[0] ?? 'main', output);
+      case 'start':
+        return await start(args, output);
+      case 'status':
+        return await status(args, output);
+      case 'approve':
+      case 'reject':
+        return await decide(command, args, output);
+      case 'list':
+        return await list(args, output);
+      case 'evidence':
+        return await evidence(args, output);
+      case 'worker': {
+        const { values } = parse('worker', args, {}, 0);
+        if (values.help) return help('worker', output);
+        const { runWorkerFromEnv } = await import('../worker');
+        await runWorkerFromEnv();
+        return 0;
+      }
+      case 'dev':
+      case 'demo': {
+        const { runDemo, runDev } = await import('./demo');
+        if (command === 'dev') {
+          const { values } = parse('dev', args, { seed: { type: 'boolean' } }, 0);
+          if (values.help) return help('dev', output);
+          return await runDev({ seed: values.seed === true }, output);
+        }
+        const { values } = parse('demo', args, { keep: { type: 'boolean' } }, 0);
+        if (values.help) return help('demo', output);
+        return await runDemo({ keep: values.keep === true }, output);
+      }
+      default:
+        throw new UsageError(`unknown command "${command}"; commands: demo, dev, worker, start, status, approve, reject, list, evidence (see countersign --help)`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      output.note(`countersign: ${err.message}`);
+      if (output.json) output.result({ error: err.message, exitCode: 2 });
+      return 2;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    output.note(`countersign: ${message}`);
+    if (output.json) output.result({ error: message, exitCode: 1 });
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`countersign: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

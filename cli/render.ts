@@ -1,0 +1,71 @@
+/** Human renderings of plans and run status for the terminal. */
+import type { RemediationStatus } from '../common/messages';
+import type { Plan } from '../common/plan';
+import { formatDuration } from '../common/duration';
+
+function quote(arg: string): string {
+  return /^[\w./:@=,+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export function renderPlan(plan: Plan): string[] {
+  const lines: string[] = [];
+  lines.push(`Plan ${plan.digest}`);
+  lines.push(`  ${plan.kind} in account ${plan.account} (${plan.region}), created ${plan.createdAt}`);
+  lines.push(`  parameters: ${Object.entries(plan.params).map(([k, v]) => `${k}=${v || '""'}`).join(' ')}`);
+  for (const stage of plan.stages) {
+    const changes = plan.changes.filter((c) => c.stage === stage.name);
+    lines.push(`  stage ${stage.name}${stage.soakBefore ? ` (after a ${stage.soakBefore} soak)` : ''}: ${stage.description}`);
+    for (const c of changes) lines.push(`    - ${c.summary}${c.reversible ? '' : '  [irreversible]'}`);
+    if (changes.length === 0) lines.push('    (nothing)');
+  }
+  if (plan.leftAlone.length > 0) {
+    lines.push(`  left alone (${plan.leftAlone.length + plan.leftAloneNotListed}):`);
+    for (const l of plan.leftAlone) lines.push(`    - ${l.resource}: ${l.reason}${l.detail ? ` — ${l.detail}` : ''}${l.review ? '  [needs review]' : ''}`);
+    if (plan.leftAloneNotListed > 0) lines.push(`    … and ${plan.leftAloneNotListed} more not listed`);
+  }
+  for (const note of plan.notes) lines.push(`  note: ${note}`);
+  return lines;
+}
+
+export function approveHint(status: RemediationStatus): string[] {
+  if (!status.plan || status.phase !== 'awaiting-approval') return [];
+  const approvers = status.policy?.approvers.filter((a) => a !== status.requestedBy) ?? [];
+  const who = approvers[0] ?? 'APPROVER';
+  return [
+    `Awaiting ${status.policy?.quorum ?? 1} approval(s) from: ${approvers.join(', ') || '(no approvers in the policy)'} until ${status.expiresAt ?? '?'}`,
+    `  approve: countersign approve ${quote(status.workflowId)} --as ${quote(who)} --plan ${status.plan.digest}`,
+    `  reject:  countersign reject ${quote(status.workflowId)} --as ${quote(who)} --comment 'why'`,
+  ];
+}
+
+export function renderStatus(status: RemediationStatus, now = Date.now()): string[] {
+  const lines: string[] = [];
+  lines.push(`${status.workflowId}  ${status.kind}  phase ${status.phase}${status.outcome ? `  outcome ${status.outcome}` : ''}`);
+  lines.push(`  requested by ${status.requestedBy} at ${status.startedAt}${status.dryRun ? ' (dry run)' : ''}`);
+  if (status.outcomeReason) lines.push(`  ${status.outcomeReason}`);
+  if (status.policy) {
+    lines.push(`  policy ${status.policy.source}: quorum ${status.policy.quorum} of ${status.policy.approvers.join(', ') || '(none)'}`);
+  }
+  if (status.plan) lines.push(...renderPlan(status.plan).map((l) => `  ${l}`));
+  for (const d of status.decisions) {
+    lines.push(`  ${d.decision === 'approve' ? 'approved' : 'rejected'} by ${d.approver} at ${d.at}${d.comment ? ` — ${d.comment}` : ''}`);
+  }
+  for (const r of status.refused) {
+    lines.push(`  refused ${r.decision ?? 'decision'} from ${r.approver ?? '?'} at ${r.at}: ${r.message}`);
+  }
+  if (status.stage) lines.push(`  stage ${status.stage}`);
+  if (status.soakUntil) {
+    lines.push(`  soaking until ${status.soakUntil} (${formatDuration(Date.parse(status.soakUntil) - now)} left)`);
+  }
+  const p = status.progress;
+  if (p.total > 0) {
+    lines.push(`  progress: ${p.applied} applied, ${p.leftAlone} left alone, ${p.skipped} skipped, ${p.failed} failed, ${p.rolledBack} rolled back of ${p.total}`);
+  }
+  for (const r of status.results) lines.push(`    ${r.status.padEnd(15)} ${r.changeId}${r.detail ? ` — ${r.detail}` : ''}`);
+  if (status.verification) {
+    lines.push(`  verification ${status.verification.ok ? 'passed' : 'FAILED'}`);
+    for (const c of status.verification.checks) lines.push(`    ${c.ok ? 'ok  ' : 'FAIL'} ${c.changeId}: ${c.detail}`);
+  }
+  lines.push(...approveHint(status).map((l) => `  ${l}`));
+  return lines;
+}

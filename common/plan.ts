@@ -1,0 +1,103 @@
+/**
+ * The plan an approver signs (DESIGN §1.2) and the results of carrying it out.
+ * Plans are produced by activities, so they sit in history and replay never re-runs planner code.
+ */
+import type { Json } from './json';
+import type { KindName } from './kinds';
+
+export interface Change {
+  /** Unique within the plan, stable across replays: `<action>/<resource name>`. */
+  id: string;
+  /** The stage it runs in; stages run in plan order. */
+  stage: string;
+  /** Which of the kind's apply activities carries it out. */
+  action: string;
+  /** The ARN of the resource changed. */
+  resource: string;
+  /** One line for the approver. */
+  summary: string;
+  /** The approved state. Before anything destructive the activity re-reads and refuses on drift. */
+  before: Json;
+  /** The state the change promises; verify checks it. */
+  after: Json;
+  reversible: boolean;
+  /** True when it destroys something: a full snapshot goes into history first. */
+  destructive: boolean;
+  /** Changes that must have been applied first; otherwise this one is skipped. */
+  dependsOn?: string[];
+}
+
+export interface Stage {
+  name: string;
+  description: string;
+  /** A durable wait before the stage starts (Temporal duration string). */
+  soakBefore?: string;
+  /** How many of its changes may run at once. */
+  concurrency?: number;
+}
+
+/** A resource the plan leaves alone, with the reason; findings for humans are flagged `review`. */
+export interface LeftAlone {
+  resource: string;
+  reason: string;
+  detail?: string;
+  review?: boolean;
+}
+
+export interface PlanBody {
+  kind: KindName;
+  account: string;
+  region: string;
+  /** The parameters as interpreted (defaults filled in). */
+  params: Record<string, string>;
+  createdAt: string;
+  stages: Stage[];
+  changes: Change[];
+  leftAlone: LeftAlone[];
+  /** Resources left alone but not listed because the list would grow without bound. */
+  leftAloneNotListed: number;
+  notes: string[];
+}
+
+export interface Plan extends PlanBody {
+  /** SHA-256 of the canonical JSON of the body: what an approval names. */
+  digest: string;
+}
+
+export type ChangeStatus =
+  | 'applied'
+  | 'already-done'
+  | 'left-alone'
+  | 'skipped'
+  | 'failed'
+  | 'rolled-back'
+  | 'rollback-failed';
+
+export interface ChangeResult {
+  changeId: string;
+  status: ChangeStatus;
+  at: string;
+  detail?: string;
+  /** The full state captured before a destructive change (enough to recreate the resource). */
+  snapshot?: Json;
+  /** What the activity observed or did (ids deactivated, dependents removed, …). */
+  observed?: Json;
+}
+
+/** What an apply or rollback activity reports. */
+export interface ChangeOutcome {
+  status: 'applied' | 'already-done' | 'left-alone';
+  detail?: string;
+  observed?: Json;
+}
+
+export interface VerifyCheck {
+  changeId: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  checks: VerifyCheck[];
+}

@@ -1,0 +1,97 @@
+/**
+ * The embedded default: a Temporal dev server, the moto AWS sandbox and a Countersign worker in this
+ * process, all on free localhost ports, all stopped by process id. Used by `countersign demo`,
+ * `countersign dev` and the integration tests.
+ */
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import type { Worker } from '@temporalio/worker';
+import { awsSettingsFromEnv } from '../activities/aws/clients';
+import type { AwsClients } from '../activities/aws/clients';
+import { createCountersignWorker, installLogging } from '../worker';
+import type pino from 'pino';
+import type { MotoSandbox } from './moto';
+import { startMoto } from './moto';
+import type { TemporalDevServer } from './temporal';
+import { startTemporalDevServer } from './temporal';
+import { PROJECT_ROOT } from './toolchain';
+
+export const DEMO_POLICY_PATH = path.join(PROJECT_ROOT, 'sandbox', 'demo-policy.json');
+
+export interface Stack {
+  temporal: TemporalDevServer;
+  moto: MotoSandbox;
+  client: Client;
+  taskQueue: string;
+  namespace: string;
+  /** Environment for another shell (or the CLI) to use this stack. */
+  env: Record<string, string>;
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+export async function startStack(options: {
+  ui?: boolean;
+  policyPath?: string;
+  taskQueue?: string;
+  logger?: pino.Logger;
+  say?: (line: string) => void;
+}): Promise<Stack> {
+  const say = options.say ?? (() => undefined);
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  };
+  try {
+    installLogging(options.logger);
+    say('starting the Temporal dev server…');
+    const temporal = await startTemporalDevServer({
+      ui: options.ui,
+      onWait: (ms) => say(`  still waiting for the Temporal dev server (${Math.round(ms / 1000)}s)…`),
+    });
+    stops.push(() => temporal.stop());
+    say(`  Temporal at ${temporal.address}${temporal.uiUrl ? `, Web UI at ${temporal.uiUrl}` : ''} (pid ${temporal.process.pid})`);
+    say('starting the AWS sandbox (moto)…');
+    const moto = await startMoto({ onWait: (ms) => say(`  still waiting for moto (${Math.round(ms / 1000)}s)…`) });
+    stops.push(() => moto.stop());
+    say(`  moto at ${moto.endpoint} (pid ${moto.process.pid})`);
+
+    const taskQueue = options.taskQueue ?? 'countersign';
+    const namespace = 'default';
+    const policyPath = options.policyPath ?? DEMO_POLICY_PATH;
+    const env: Record<string, string> = {
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: namespace,
+      COUNTERSIGN_TASK_QUEUE: taskQueue,
+      COUNTERSIGN_POLICY: policyPath,
+      ...moto.env,
+    };
+    // The worker and every AWS client in this process use the sandbox.
+    Object.assign(process.env, moto.env);
+
+    const nativeConnection = await NativeConnection.connect({ address: temporal.address });
+    stops.push(() => nativeConnection.close());
+    const { worker, aws } = await createCountersignWorker({
+      connection: nativeConnection,
+      namespace,
+      taskQueue,
+      aws: awsSettingsFromEnv({ ...process.env, ...moto.env }),
+      policyPath,
+    });
+    const running = worker.run();
+    stops.push(async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running.catch(() => undefined);
+      (aws as AwsClients).destroy();
+    });
+    const connection = await Connection.connect({ address: temporal.address });
+    stops.push(() => connection.close());
+    const client = new Client({ connection, namespace });
+    say(`  worker polling task queue "${taskQueue}" with the approval policy ${policyPath}`);
+    return { temporal, moto, client, taskQueue, namespace, env, worker, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

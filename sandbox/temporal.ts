@@ -1,0 +1,51 @@
+/**
+ * The Temporal dev server (`temporal server start-dev`: SQLite in memory, Web UI on its own port),
+ * on free localhost ports, started from the located or built CLI (sandbox/toolchain.js).
+ */
+import { ensureTemporalCli } from './toolchain';
+import type { ServerProcess } from './processes';
+import { freePort, portOpen, startServer } from './processes';
+
+export interface TemporalDevServer {
+  address: string;
+  uiUrl?: string;
+  process: ServerProcess;
+  stop(): Promise<void>;
+}
+
+export async function startTemporalDevServer(
+  options: { ui?: boolean; dbFile?: string; onWait?: (ms: number) => void } = {},
+): Promise<TemporalDevServer> {
+  const binary = ensureTemporalCli();
+  const [port, uiPort, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--http-port',
+    String(httpPort),
+    '--metrics-port',
+    String(metricsPort),
+    '--log-level',
+    'error',
+    ...(options.ui ? ['--ui-port', String(uiPort)] : ['--headless']),
+    ...(options.dbFile ? ['--db-filename', options.dbFile] : []),
+  ];
+  const server = await startServer({
+    name: 'Temporal dev server',
+    command: binary,
+    args,
+    ready: portOpen(port),
+    timeoutMs: 90_000,
+    onWait: options.onWait,
+  });
+  return {
+    address: `127.0.0.1:${port}`,
+    uiUrl: options.ui ? `http://127.0.0.1:${uiPort}` : undefined,
+    process: server,
+    stop: () => server.stop(),
+  };
+}

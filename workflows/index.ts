@@ -1,0 +1,2 @@
+// Every workflow the worker registers. One file per kind; the engine is in lifecycle.ts.
+export { removeStaleIamUsers } from './stale-iam-users';

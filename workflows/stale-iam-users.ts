@@ -1,0 +1,27 @@
+/**
+ * stale-iam-users: credential report → users idle past maxIdle → disable (snapshot first) → soak →
+ * re-check → remove every dependent in AWS's order → delete → verify (DESIGN §2, reference/aws.md §5).
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { RetryPolicy } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { RemediationInput, RemediationStatus } from '../common/messages';
+import { runRemediation } from './lifecycle';
+
+const retry: RetryPolicy = { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 10 };
+
+const reads = proxyActivities<Activities>({ startToCloseTimeout: '10m', heartbeatTimeout: '2m', retry });
+const mutations = proxyActivities<Activities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry });
+
+export async function removeStaleIamUsers(input: RemediationInput): Promise<RemediationStatus> {
+  return runRemediation(input, {
+    plan: reads.planStaleIamUserRemoval,
+    snapshot: reads.snapshotStaleIamUser,
+    apply: {
+      'disable-user': mutations.disableStaleIamUser,
+      'delete-user': mutations.deleteStaleIamUser,
+    },
+    rollback: { 'disable-user': mutations.reenableStaleIamUser },
+    verify: reads.verifyStaleIamUserRemoval,
+  });
+}
