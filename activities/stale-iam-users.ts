@@ -253,6 +253,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       if (!live) return { status: 'left-alone', detail: 'the user no longer exists' };
       const drift = credentialDrift(request.change.before as CredentialState, live, 'disable');
       if (drift) return { status: 'left-alone', detail: `drifted since approval: ${drift}` };
+      keepAlive({ change: request.change.id });
       const done = await disableIamUserCredentials(iam(), live.userName);
       log.info('disabled stale IAM user', { workflowId: request.workflowId, change: request.change.id, ...done });
       const nothing = done.deactivatedKeys.length === 0 && !done.deletedLoginProfile;
@@ -279,6 +280,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       if (!live) return { status: 'already-done', detail: 'the user was already deleted' };
       const drift = credentialDrift(request.change.before as CredentialState, live, 'delete');
       if (drift) return { status: 'left-alone', detail: `left alone: ${drift}` };
+      keepAlive({ change: request.change.id });
       const done = await removeIamUser(iam(), live.userName, lifecycleOptions());
       log.info('deleted stale IAM user', { workflowId: request.workflowId, change: request.change.id, removed: done.removed.length });
       return {

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { GetUserCommand, IAMClient } from '@aws-sdk/client-iam';
 import { isAwsError } from '../activities/aws/errors';
+import { formatDuration } from '../common/duration';
 import type { RemediationStatus } from '../common/messages';
 import { buildEvidence } from '../evidence/record';
 import { seedEstate, useKeys } from '../sandbox/seed';
@@ -102,15 +103,17 @@ export async function runDemo(options: { keep: boolean }, out: Output): Promise<
       timeoutMs: 300_000,
       heartbeatMs: 1_000,
       onChange: (s, prev) => {
-        if (!prev || prev.phase !== s.phase || prev.stage !== s.stage) {
-          say(`   phase ${s.phase}${s.stage ? ` (stage ${s.stage})` : ''}${s.soakUntil ? `, soaking until ${s.soakUntil}` : ''}`);
-        }
         for (const r of s.results) {
           const key = `${r.changeId}:${r.status}`;
           if (!seen.has(key)) {
             seen.add(key);
             say(`     ${r.status.padEnd(12)} ${r.changeId}${r.detail ? ` — ${r.detail}` : ''}`);
           }
+        }
+        if (!prev || prev.phase !== s.phase || prev.stage !== s.stage) {
+          say(`   phase ${s.phase}${s.stage ? ` (stage ${s.stage})` : ''}${s.soakUntil ? `, soaking until ${s.soakUntil}` : ''}`);
+        } else if (s.soakUntil) {
+          say(`   … soaking, ${formatDuration(Date.parse(s.soakUntil) - Date.now())} left`);
         }
       },
     });

@@ -10,8 +10,11 @@ import { runRemediation } from './lifecycle';
 
 const retry: RetryPolicy = { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 10 };
 
+// Reads may page through a large account; they heartbeat per user.
 const reads = proxyActivities<Activities>({ startToCloseTimeout: '10m', heartbeatTimeout: '2m', retry });
-const mutations = proxyActivities<Activities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry });
+// One user per mutation. They heartbeat between AWS calls, so a worker lost mid-change is noticed
+// within 30 s and the (idempotent) activity is retried on another worker.
+const mutations = proxyActivities<Activities>({ startToCloseTimeout: '5m', heartbeatTimeout: '30s', retry });
 
 export async function removeStaleIamUsers(input: RemediationInput): Promise<RemediationStatus> {
   return runRemediation(input, {

@@ -37,6 +37,7 @@ import {
 } from '@aws-sdk/client-iam';
 import type { IAMClient, ServiceSpecificCredentialMetadata } from '@aws-sdk/client-iam';
 import { classifyAwsError, isAwsError } from '../aws/errors';
+import { keepAlive } from '../heartbeat';
 
 export interface IamUserSnapshot {
   userName: string;
@@ -138,6 +139,7 @@ async function collect<P, T>(pages: AsyncIterable<P>, items: (page: P) => T[] | 
 
 /** Run a delete/detach/remove; true when it removed something, false when it was already gone. */
 async function removeIfPresent(send: () => Promise<unknown>): Promise<boolean> {
+  keepAlive(); // one heartbeat per AWS mutation: a lost worker is noticed within the heartbeat timeout
   try {
     await send();
     return true;
