@@ -2,6 +2,8 @@
  * A seeded estate for the demo and the integration tests: idle users with every kind of dependent,
  * an idle user holding an SSH key, users whose keys are in use, an exempt user and a break-glass user.
  */
+import type {
+  IAMClient} from '@aws-sdk/client-iam';
 import {
   AddUserToGroupCommand,
   AttachUserPolicyCommand,
@@ -11,7 +13,6 @@ import {
   CreateUserCommand,
   CreateVirtualMFADeviceCommand,
   EnableMFADeviceCommand,
-  IAMClient,
   PutUserPolicyCommand,
   UploadSSHPublicKeyCommand,
 } from '@aws-sdk/client-iam';

@@ -12,7 +12,7 @@ import type { TemporalDevServer } from '../../sandbox/temporal';
 import { ensureMotoServer } from '../../sandbox/toolchain';
 
 declare global {
-  // eslint-disable-next-line no-var
+   
   var __COUNTERSIGN_TEMPORAL__: TemporalDevServer | undefined;
 }
 
