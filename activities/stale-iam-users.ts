@@ -244,6 +244,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
     },
 
     async snapshotStaleIamUser(request: ChangeRequest): Promise<Json> {
+      keepAlive({ change: request.change.id });
       return (await snapshotIamUser(iam(), userNameOf(request.change), lifecycleOptions())) as Json;
     },
 
@@ -294,6 +295,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       const checks: VerifyCheck[] = [];
       for (const { change, result } of request.applied) {
         if (change.action !== 'delete-user') continue;
+        keepAlive({ verifying: change.id });
         const userName = userNameOf(change);
         const problems: string[] = [];
         try {

@@ -12,19 +12,19 @@ const retry: RetryPolicy = { initialInterval: '5s', backoffCoefficient: 2, maxim
 
 // Reads may page through a large account; they heartbeat per user.
 const reads = proxyActivities<Activities>({ startToCloseTimeout: '10m', heartbeatTimeout: '2m', retry });
-// One user per mutation. They heartbeat between AWS calls, so a worker lost mid-change is noticed
-// within 30 s and the (idempotent) activity is retried on another worker.
-const mutations = proxyActivities<Activities>({ startToCloseTimeout: '5m', heartbeatTimeout: '30s', retry });
+// One user per snapshot or mutation. They heartbeat between AWS calls, so a worker lost mid-change is
+// noticed within 30 s and the (idempotent) activity is retried on another worker.
+const perChange = proxyActivities<Activities>({ startToCloseTimeout: '5m', heartbeatTimeout: '30s', retry });
 
 export async function removeStaleIamUsers(input: RemediationInput): Promise<RemediationStatus> {
   return runRemediation(input, {
     plan: reads.planStaleIamUserRemoval,
-    snapshot: reads.snapshotStaleIamUser,
+    snapshot: perChange.snapshotStaleIamUser,
     apply: {
-      'disable-user': mutations.disableStaleIamUser,
-      'delete-user': mutations.deleteStaleIamUser,
+      'disable-user': perChange.disableStaleIamUser,
+      'delete-user': perChange.deleteStaleIamUser,
     },
-    rollback: { 'disable-user': mutations.reenableStaleIamUser },
+    rollback: { 'disable-user': perChange.reenableStaleIamUser },
     verify: reads.verifyStaleIamUserRemoval,
   });
 }

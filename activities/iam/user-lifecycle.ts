@@ -239,6 +239,7 @@ export async function snapshotIamUser(iam: IAMClient, userName: string, opts?: I
 
   const accessKeys: IamUserSnapshot['accessKeys'] = [];
   for (const key of await listAccessKeys(iam, userName)) {
+    keepAlive();
     const id = key.AccessKeyId;
     if (!id) continue;
     if (key.Status !== 'Active' && key.Status !== 'Inactive') {

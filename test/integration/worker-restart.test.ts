@@ -85,6 +85,10 @@ it('finishes a run whose worker was killed during apply, applying each change on
   for (const user of [estate.sshKeyHolder, estate.exempt, estate.breakGlass]) {
     await expect(stack.iam.send(new GetUserCommand({ UserName: user }))).resolves.toBeDefined();
   }
+  if (process.env.DEBUG_TIMELINE) {
+    const h = await stack.client.workflow.getHandle(workflowId).fetchHistory();
+    for (const e of h.events ?? []) console.log(Number(e.eventTime?.seconds), e.eventType, e.activityTaskScheduledEventAttributes?.activityType?.name ?? '', e.activityTaskTimedOutEventAttributes ? 'TIMEOUT' : '', e.workflowTaskTimedOutEventAttributes ? 'WFT-TIMEOUT':'');
+  }
   worker.kill('SIGTERM');
   await new Promise((r) => worker.once('exit', r));
 });
