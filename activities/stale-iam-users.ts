@@ -10,7 +10,7 @@ import { KINDS, ParamError, resolveParams, splitNames } from '../common/kinds';
 import { parseDuration } from '../common/duration';
 import { sealPlan } from '../common/digest';
 import type { Change, ChangeOutcome, LeftAlone, Plan, VerifyCheck, VerifyResult } from '../common/plan';
-import { arnMatches } from '../common/policy';
+import { principalMatches } from '../common/policy';
 import type { ChangeRequest, PlanRequest, RollbackRequest, VerifyRequest } from '../common/requests';
 import type { AwsClients } from './aws/clients';
 import { isAwsError } from './aws/errors';
@@ -18,58 +18,17 @@ import { assessStaleness, fetchCredentialReport, parseCredentialReport } from '.
 import type { IamUserSnapshot } from './iam/user-lifecycle';
 import { disableIamUserCredentials, reactivateAccessKeys, removeIamUser, snapshotIamUser } from './iam/user-lifecycle';
 import { keepAlive } from './heartbeat';
+import type { CredentialState } from './iam/user-drift';
+import { EXEMPT_TAG, credentialDrift, credentialState, disabledState, notInSnapshot, usedSince } from './iam/user-drift';
 
-export const EXEMPT_TAG = 'countersign:exempt';
 /** AWS regenerates the report at most every 4 h; an older one is regenerated before acting (§5.3). */
 const REPORT_MAX_AGE_MS = 4 * 3_600_000;
 /** Left-alone entries listed in the plan; the rest are counted (bounded history, DESIGN §5). */
 const LEFT_ALONE_LISTED = 500;
 
-/** The part of a user the plan approves and the activities re-check (drift = any difference). */
-interface CredentialState {
-  [key: string]: Json;
-  userName: string;
-  userId: string;
-  accessKeys: { id: string; status: string; lastUsed: string | null }[];
-  loginProfile: boolean;
-}
-
 export interface StaleIamUserDeps {
   aws: AwsClients;
   now?: () => Date;
-}
-
-function credentialState(s: IamUserSnapshot): CredentialState {
-  return {
-    userName: s.userName,
-    userId: s.userId,
-    accessKeys: s.accessKeys.map((k) => ({ id: k.id, status: k.status, lastUsed: k.lastUsed })).sort((a, b) => a.id.localeCompare(b.id)),
-    loginProfile: s.loginProfile !== null,
-  };
-}
-
-function disabledState(s: CredentialState): CredentialState {
-  return { ...s, accessKeys: s.accessKeys.map((k) => ({ ...k, status: 'Inactive' })), loginProfile: false };
-}
-
-/** Why the live user differs from the approved state, or undefined when it does not. */
-export function credentialDrift(approved: CredentialState, live: IamUserSnapshot, mode: 'disable' | 'delete'): string | undefined {
-  if (live.userId !== approved.userId) return `the user was recreated (UserId ${approved.userId} → ${live.userId})`;
-  const approvedKeys = new Map(approved.accessKeys.map((k) => [k.id, k]));
-  for (const key of live.accessKeys) {
-    const was = approvedKeys.get(key.id);
-    if (!was) return `access key ${key.id} was created after approval`;
-    if ((key.lastUsed ?? '') > (was.lastUsed ?? '')) return `access key ${key.id} was used at ${key.lastUsed} after approval`;
-    if (mode === 'delete' && key.status === 'Active') return `access key ${key.id} was re-activated during the soak`;
-    if (mode === 'disable' && key.status === 'Active' && was.status !== 'Active') return `access key ${key.id} was activated after approval`;
-  }
-  if (live.loginProfile && !approved.loginProfile) {
-    return mode === 'delete' ? 'a console password was re-created during the soak' : 'a console password was created after approval';
-  }
-  if (live.sshPublicKeys.length > 0 || live.signingCertificates.length > 0 || (live.serviceSpecificCredentials ?? []).length > 0) {
-    return 'the user now holds SSH keys, signing certificates or service-specific credentials (manual review)';
-  }
-  return undefined;
 }
 
 function userNameOf(change: Change): string {
@@ -87,17 +46,32 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
   const lifecycleOptions = () => ({ emulator: aws.settings.emulator, now });
 
   /** Fail closed: protected principals and the worker's own identity are never changed, whatever the plan says. */
-  async function refuseProtected(request: ChangeRequest): Promise<void> {
+  async function refuseProtected(request: ChangeRequest, ...arns: string[]): Promise<void> {
     const caller = await aws.callerIdentity();
-    const arn = request.change.resource;
-    const pattern = request.protectedPrincipals.find((p) => arnMatches(p, arn));
-    if (arn === caller.arn || pattern) {
-      throw ApplicationFailure.create({
-        type: 'ProtectedPrincipal',
-        nonRetryable: true,
-        message: `${arn} is protected (${pattern ? `matches ${pattern}` : "it is the worker's own identity"}); it is never changed`,
-      });
+    for (const arn of arns) {
+      const pattern = request.protectedPrincipals.find((p) => principalMatches(p, arn));
+      if (arn === caller.arn || pattern) {
+        throw ApplicationFailure.create({
+          type: 'ProtectedPrincipal',
+          nonRetryable: true,
+          message: `${arn} is protected (${pattern ? `matches ${pattern}` : "it is the worker's own identity"}); it is never changed`,
+        });
+      }
     }
+  }
+
+  /**
+   * Re-read the user right before changing it and compare with the approved state and with the
+   * snapshot in history: the reason to leave it alone, or the live user to act on.
+   */
+  async function recheck(request: ChangeRequest, mode: 'disable' | 'delete'): Promise<{ leaveAlone: string } | { live: IamUserSnapshot }> {
+    await refuseProtected(request, request.change.resource);
+    const snapshot = request.snapshot as IamUserSnapshot | null | undefined;
+    const live = await snapshotIamUser(iam(), userNameOf(request.change), lifecycleOptions());
+    if (!live || !snapshot) return { leaveAlone: 'the user no longer exists' };
+    await refuseProtected(request, live.arn);
+    const drift = credentialDrift(request.change.before as CredentialState, live, mode) ?? notInSnapshot(snapshot, live);
+    return drift ? { leaveAlone: drift } : { live };
   }
 
   return {
@@ -132,7 +106,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
 
       const candidates: { arn: string; user: string; lastActivity: string }[] = [];
       for (const row of rows) {
-        const protectedBy = request.policy.protectedPrincipals.find((p) => arnMatches(p, row.arn));
+        const protectedBy = request.policy.protectedPrincipals.find((p) => principalMatches(p, row.arn));
         if (row.arn === caller.arn) {
           leftAlone.push({ resource: row.arn, reason: 'protected', detail: "the worker's own identity" });
           continue;
@@ -174,6 +148,11 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
         }
         const snapshot = await snapshotIamUser(iam(), candidate.user, lifecycleOptions());
         if (!snapshot) continue; // deleted since the report: nothing to do
+        const recent = usedSince(snapshot, new Date(at.getTime() - maxIdleMs));
+        if (recent) {
+          leftAlone.push({ resource: candidate.arn, reason: 'active', detail: `${recent}, after the credential report was generated` });
+          continue;
+        }
         const manual = [
           snapshot.sshPublicKeys.length > 0 ? `${snapshot.sshPublicKeys.length} SSH public key(s)` : '',
           snapshot.signingCertificates.length > 0 ? `${snapshot.signingCertificates.length} signing certificate(s)` : '',
@@ -249,78 +228,96 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
     },
 
     async disableStaleIamUser(request: ChangeRequest): Promise<ChangeOutcome> {
-      await refuseProtected(request);
-      const live = request.snapshot as IamUserSnapshot | null | undefined;
-      if (!live) return { status: 'left-alone', detail: 'the user no longer exists' };
-      const drift = credentialDrift(request.change.before as CredentialState, live, 'disable');
-      if (drift) return { status: 'left-alone', detail: `drifted since approval: ${drift}` };
-      keepAlive({ change: request.change.id });
-      const done = await disableIamUserCredentials(iam(), live.userName);
+      const checked = await recheck(request, 'disable');
+      if ('leaveAlone' in checked) return { status: 'left-alone', detail: `left alone: ${checked.leaveAlone}` };
+      const done = await disableIamUserCredentials(iam(), checked.live.userName);
       log.info('disabled stale IAM user', { workflowId: request.workflowId, change: request.change.id, ...done });
       const nothing = done.deactivatedKeys.length === 0 && !done.deletedLoginProfile;
       return {
         status: nothing ? 'already-done' : 'applied',
         detail: `deactivated ${done.deactivatedKeys.length} access key(s)${done.deletedLoginProfile ? ', deleted the console password' : ''}`,
-        observed: done,
+        // What a rollback restores: the keys that were Active in the snapshot taken just before.
+        observed: {
+          ...done,
+          activeBefore: ((request.snapshot as unknown as IamUserSnapshot).accessKeys ?? []).filter((k) => k.status === 'Active').map((k) => k.id),
+        },
       };
     },
 
     async reenableStaleIamUser(request: RollbackRequest): Promise<ChangeOutcome> {
       const before = request.change.before as CredentialState;
-      const keys = before.accessKeys.filter((k) => k.status === 'Active').map((k) => k.id);
+      const observed = (request.result.observed ?? {}) as { activeBefore?: string[] };
+      const keys = observed.activeBefore ?? [];
       const done = await reactivateAccessKeys(iam(), before.userName, keys);
+      if (keys.length > 0 && done.reactivated.length === 0) {
+        throw ApplicationFailure.create({
+          type: 'NothingToRestore',
+          nonRetryable: true,
+          message: `none of ${before.userName}'s access keys (${keys.join(', ')}) exist any more; they cannot be re-activated`,
+        });
+      }
       const password = before.loginProfile
         ? '; the console password was deleted and cannot be restored: an administrator must set a new one (CreateLoginProfile with PasswordResetRequired)'
         : '';
-      return { status: 'applied', detail: `re-activated ${done.reactivated.length} access key(s)${done.missing.length ? `, ${done.missing.length} no longer exist` : ''}${password}`, observed: done };
+      return {
+        status: 'applied',
+        detail: `re-activated ${done.reactivated.length} access key(s)${done.missing.length ? `; ${done.missing.length} no longer exist` : ''}${password}`,
+        observed: done,
+      };
     },
 
     async deleteStaleIamUser(request: ChangeRequest): Promise<ChangeOutcome> {
-      await refuseProtected(request);
-      const live = request.snapshot as IamUserSnapshot | null | undefined;
-      if (!live) return { status: 'already-done', detail: 'the user was already deleted' };
-      const drift = credentialDrift(request.change.before as CredentialState, live, 'delete');
-      if (drift) return { status: 'left-alone', detail: `left alone: ${drift}` };
-      keepAlive({ change: request.change.id });
-      const done = await removeIamUser(iam(), live.userName, lifecycleOptions());
+      const snapshot = request.snapshot as IamUserSnapshot | null | undefined;
+      // What verify checks afterwards: the user, its groups and its virtual MFA devices.
+      const expectations = {
+        userName: userNameOf(request.change),
+        groups: snapshot?.groups ?? [],
+        virtualMfaDevices: (snapshot?.mfaDevices ?? []).filter((d) => d.virtual).map((d) => d.serialNumber),
+      };
+      if (!snapshot) return { status: 'already-done', detail: 'the user was already deleted', observed: expectations };
+      const checked = await recheck(request, 'delete');
+      if ('leaveAlone' in checked) {
+        if (checked.leaveAlone === 'the user no longer exists') return { status: 'already-done', detail: 'the user was already deleted', observed: expectations };
+        return { status: 'left-alone', detail: `left alone: ${checked.leaveAlone}` };
+      }
+      const done = await removeIamUser(iam(), checked.live.userName, { ...lifecycleOptions(), virtualMfaSerials: expectations.virtualMfaDevices });
       log.info('deleted stale IAM user', { workflowId: request.workflowId, change: request.change.id, removed: done.removed.length });
       return {
         status: done.alreadyGone ? 'already-done' : 'applied',
         detail: done.alreadyGone ? 'the user was already deleted' : `deleted with ${done.removed.length} dependent(s)`,
-        observed: { removed: done.removed as unknown as Json },
+        observed: { ...expectations, removed: done.removed as unknown as Json },
       };
     },
 
     async verifyStaleIamUserRemoval(request: VerifyRequest): Promise<VerifyResult> {
+      const deletions = request.applied
+        .filter(({ change }) => change.action === 'delete-user')
+        .map(({ change, result }) => ({ change, expect: result.observed as { userName: string; groups: string[]; virtualMfaDevices: string[] } }));
+      const existingMfa = new Set<string>();
+      if (deletions.some((d) => d.expect.virtualMfaDevices.length > 0)) {
+        for await (const page of paginateListVirtualMFADevices({ client: iam() }, { AssignmentStatus: 'Any' })) {
+          for (const d of page.VirtualMFADevices ?? []) if (d.SerialNumber) existingMfa.add(d.SerialNumber);
+        }
+      }
       const checks: VerifyCheck[] = [];
-      for (const { change, result } of request.applied) {
-        if (change.action !== 'delete-user') continue;
+      for (const { change, expect } of deletions) {
         keepAlive({ verifying: change.id });
-        const userName = userNameOf(change);
         const problems: string[] = [];
         try {
-          await iam().send(new GetUserCommand({ UserName: userName }));
+          await iam().send(new GetUserCommand({ UserName: expect.userName }));
           problems.push('the user still exists');
         } catch (err) {
           if (!isAwsError(err, 'NoSuchEntityException', 'NoSuchEntity')) throw err;
         }
-        const snapshot = result.snapshot as IamUserSnapshot | undefined;
-        for (const group of snapshot?.groups ?? []) {
+        for (const group of expect.groups) {
           try {
             const g = await iam().send(new GetGroupCommand({ GroupName: group }));
-            if ((g.Users ?? []).some((u) => u.UserName === userName)) problems.push(`group ${group} still lists the user`);
+            if ((g.Users ?? []).some((u) => u.UserName === expect.userName)) problems.push(`group ${group} still lists the user`);
           } catch (err) {
             if (!isAwsError(err, 'NoSuchEntityException', 'NoSuchEntity')) throw err;
           }
         }
-        const virtual = (snapshot?.mfaDevices ?? []).filter((d) => d.virtual).map((d) => d.serialNumber);
-        if (virtual.length > 0) {
-          const existing = new Set<string>();
-          for await (const page of paginateListVirtualMFADevices({ client: iam() }, { AssignmentStatus: 'Any' })) {
-            for (const d of page.VirtualMFADevices ?? []) if (d.SerialNumber) existing.add(d.SerialNumber);
-          }
-          for (const serial of virtual) if (existing.has(serial)) problems.push(`virtual MFA device ${serial} still exists`);
-        }
+        for (const serial of expect.virtualMfaDevices) if (existingMfa.has(serial)) problems.push(`virtual MFA device ${serial} still exists`);
         checks.push({ changeId: change.id, ok: problems.length === 0, detail: problems.length ? problems.join('; ') : 'user and its dependents are gone' });
       }
       return { ok: checks.every((c) => c.ok), checks };

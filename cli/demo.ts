@@ -130,7 +130,7 @@ export async function runDemo(options: { keep: boolean }, out: Output): Promise<
     const dir = mkdtempSync(path.join(os.tmpdir(), 'countersign-demo-'));
     const evidencePath = path.join(dir, 'evidence.json');
     writeFileSync(evidencePath, `${JSON.stringify(record, null, 2)}\n`);
-    say(`\n7. Evidence from the workflow history (${record.workflow.historyEvents} events): approved by ${record.approvedBy.join(', ')}, plan digest ${record.plan?.digestVerified ? 'verified' : 'NOT verified'}, ${record.refused.length} refusals, ${record.results.filter((r) => r.snapshot).length} snapshots`);
+    say(`\n7. Evidence from the workflow history (${record.workflow.historyEvents} events): approved by ${record.approvedBy.join(', ')}, plan digest ${record.plan?.digestVerified ? 'verified' : 'NOT verified'}, ${record.refused.length} refusals, ${record.results.filter((r) => r.snapshot !== undefined).length} snapshots`);
     say(`   written to ${evidencePath}  (same as: countersign evidence ${workflowId} --format json)`);
 
     const ok = final.outcome === 'completed' && gone.every(Boolean) && stillThere.every(Boolean);

@@ -263,6 +263,7 @@ async function evidence(args: string[], out: Output): Promise<number> {
   const { values, positionals } = parse('evidence', args, { format: { type: 'string' }, out: { type: 'string' } }, 1);
   if (values.help) return help('evidence', out);
   const format = str(values, 'format') ?? 'json';
+  if (values.json && format !== 'json') throw new UsageError('--json prints the JSON evidence record; drop --format or use --format json');
   if (format !== 'json' && format !== 'md') {
     throw new UsageError(
       format === 'html' ? 'html evidence is not built yet; use --format json or --format md' : `unknown format "${format}"; use json or md`,

@@ -48,7 +48,7 @@ export class RemediationClient {
         workflowId,
         args: [input satisfies RemediationInput],
         workflowIdConflictPolicy: 'FAIL',
-        memo: { kind: request.kind, requestedBy: request.requestedBy, account: request.account, dryRun: request.dryRun === true },
+        memo: { kind: request.kind, requestedBy: request.requestedBy, account: request.account, dryRun: request.dryRun === true, phase: 'starting' },
       });
       return { workflowId, runId: handle.firstExecutionRunId };
     } catch (err) {

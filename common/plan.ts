@@ -78,8 +78,8 @@ export interface ChangeResult {
   status: ChangeStatus;
   at: string;
   detail?: string;
-  /** The full state captured before a destructive change (enough to recreate the resource). */
-  snapshot?: Json;
+  /** True when a full snapshot was taken into history before this destructive change. */
+  snapshotTaken?: boolean;
   /** What the activity observed or did (ids deactivated, dependents removed, …). */
   observed?: Json;
 }

@@ -78,19 +78,38 @@ export function parseApprovalPolicy(text: string, source: string): ApprovalPolic
     const where = issue ? issue.path.join('.') || '(top level)' : '(unknown)';
     throw new Error(`approval policy ${source} is invalid at ${where}: ${issue?.message ?? 'invalid'}`);
   }
-  for (const [kind, quorum] of Object.entries(parsed.data.quorum)) {
-    const approvers = parsed.data.approvers[kind] ?? parsed.data.approvers['*'] ?? [];
-    if (approvers.length > 0 && quorum > new Set(approvers).size) {
-      throw new Error(
-        `approval policy ${source}: quorum for "${kind}" is ${quorum} but only ${new Set(approvers).size} approver(s) are listed`,
-      );
+  const { approvers, quorum } = parsed.data;
+  for (const kind of new Set([...Object.keys(approvers), ...Object.keys(quorum)])) {
+    const listed = new Set(approvers[kind] ?? approvers['*'] ?? []);
+    const needed = quorum[kind] ?? quorum['*'] ?? 1;
+    if (listed.size > 0 && needed > listed.size) {
+      throw new Error(`approval policy ${source}: quorum for "${kind}" is ${needed} but only ${listed.size} approver(s) are listed`);
     }
   }
   return parsed.data;
 }
 
-/** Glob match on ARNs: `*` matches any run of characters (the policy's protectedPrincipals form). */
-export function arnMatches(pattern: string, arn: string): boolean {
-  const escaped = pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
-  return new RegExp(`^${escaped}$`).test(arn);
+/** `arn:aws-us-gov:` and `arn:aws-cn:` compare as `arn:aws:`: a protection holds in every partition. */
+function normalisePartition(arn: string): string {
+  return arn.replace(/^arn:aws(-[a-z-]+)?:/i, 'arn:aws:');
+}
+
+/** `arn:aws:iam::1:user/team/ops/alice` → `arn:aws:iam::1:user/alice` (IAM paths sit between type and name). */
+function withoutPath(arn: string): string {
+  return arn.replace(/^(arn:[^:]+:iam::[^:]*:(?:user|role|group))\/(?:[^/]+\/)+([^/]+)$/i, '$1/$2');
+}
+
+/**
+ * Whether a principal ARN matches a protectedPrincipals glob (`*` matches any run of characters).
+ * Fail closed: IAM names are case-insensitive, so is the match; a principal under an IAM path matches
+ * a pattern written without it (`user/emergency/break-glass-1` is protected by `user/break-glass*`);
+ * and every AWS partition is covered.
+ */
+export function principalMatches(pattern: string, arn: string): boolean {
+  const escaped = normalisePartition(pattern)
+    .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*');
+  const re = new RegExp(`^${escaped}$`, 'i');
+  const full = normalisePartition(arn);
+  return re.test(full) || re.test(withoutPath(full));
 }

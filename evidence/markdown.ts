@@ -36,7 +36,7 @@ export function evidenceMarkdown(e: EvidenceRecord): string {
   out.push('');
   out.push('## Results');
   out.push('');
-  for (const r of e.results) out.push(`- ${r.at}: ${r.changeId} **${r.status}**${r.detail ? ` — ${r.detail}` : ''}${r.snapshot ? ' (snapshot recorded)' : ''}`);
+  for (const r of e.results) out.push(`- ${r.at}: ${r.changeId} **${r.status}**${r.detail ? ` — ${r.detail}` : ''}${r.snapshot !== undefined ? ' (snapshot recorded)' : ''}`);
   if (!e.results.length) out.push('- none');
   if (e.verification) {
     out.push('');

@@ -9,7 +9,7 @@ import { tsToMs } from '@temporalio/common/lib/time';
 import { planDigestMatches } from '../common/digest';
 import { KINDS, isKindName } from '../common/kinds';
 import type { RemediationInput, RemediationStatus } from '../common/messages';
-import type { Plan } from '../common/plan';
+import type { ChangeResult, Plan } from '../common/plan';
 import type { EffectivePolicy } from '../common/policy';
 
 type History = temporal.api.history.v1.IHistory;
@@ -49,7 +49,8 @@ export interface EvidenceRecord {
   decisions: RemediationStatus['decisions'];
   refused: RemediationStatus['refused'];
   approvedBy: string[];
-  results: RemediationStatus['results'];
+  /** Each change's result, with the snapshot recorded in history before a destructive change. */
+  results: (ChangeResult & { snapshot?: unknown })[];
   verification: RemediationStatus['verification'];
   outcome: RemediationStatus['outcome'];
   outcomeReason: string | undefined;
@@ -73,7 +74,8 @@ export function buildEvidence(
 ): EvidenceRecord {
   const now = options.now ?? new Date();
   const events = history.events ?? [];
-  const scheduled = new Map<number, string>();
+  const scheduled = new Map<number, { name: string; input: unknown }>();
+  const snapshots = new Map<string, unknown>();
   let input: RemediationInput | undefined;
   let type = '';
   let taskQueue = '';
@@ -97,16 +99,21 @@ export function buildEvidence(
       startedAt = at;
       startedBy = a.identity ?? '';
     } else if (e.activityTaskScheduledEventAttributes) {
-      scheduled.set(id, e.activityTaskScheduledEventAttributes.activityType?.name ?? '');
+      const a = e.activityTaskScheduledEventAttributes;
+      scheduled.set(id, { name: a.activityType?.name ?? '', input: decode(a.input) });
     } else if (e.activityTaskCompletedEventAttributes) {
       const a = e.activityTaskCompletedEventAttributes;
-      const activity = scheduled.get(Number(a.scheduledEventId ?? 0)) ?? '';
+      const activity = scheduled.get(Number(a.scheduledEventId ?? 0));
       const result = decode(a.result);
-      if (activity === 'loadApprovalPolicy') policy = result as EffectivePolicy;
-      else if (/^plan/.test(activity)) plan = result as Plan;
+      if (activity?.name === 'loadApprovalPolicy') policy = result as EffectivePolicy;
+      else if (activity?.name.startsWith('plan')) plan = result as Plan;
+      else if (activity?.name.startsWith('snapshot')) {
+        const changeId = (activity.input as { change?: { id?: string } } | undefined)?.change?.id;
+        if (changeId) snapshots.set(changeId, result);
+      }
     } else if (e.activityTaskFailedEventAttributes) {
       const a = e.activityTaskFailedEventAttributes;
-      failures.push({ eventId: id, at, activity: scheduled.get(Number(a.scheduledEventId ?? 0)) ?? '', message: a.failure?.message ?? '' });
+      failures.push({ eventId: id, at, activity: scheduled.get(Number(a.scheduledEventId ?? 0))?.name ?? '', message: a.failure?.message ?? '' });
     } else if (e.workflowExecutionSignaledEventAttributes) {
       const a = e.workflowExecutionSignaledEventAttributes;
       signals.push({ eventId: id, at, name: a.signalName ?? '', sentBy: a.identity ?? '', payload: decode(a.input) });
@@ -140,7 +147,7 @@ export function buildEvidence(
     decisions: final?.decisions ?? [],
     refused: final?.refused ?? [],
     approvedBy: (final?.decisions ?? []).filter((d) => d.decision === 'approve').map((d) => d.approver),
-    results: final?.results ?? [],
+    results: (final?.results ?? []).map((r) => (snapshots.has(r.changeId) ? { ...r, snapshot: snapshots.get(r.changeId) } : r)),
     verification: final?.verification,
     outcome: final?.outcome,
     outcomeReason: final?.outcomeReason,

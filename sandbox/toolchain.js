@@ -84,7 +84,7 @@ function ensureTemporalCli() {
   const started = Date.now();
   const result = spawnSync(go, ['install', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`], {
     env: { ...process.env, GOBIN: dir, CGO_ENABLED: process.env.CGO_ENABLED ?? '0' },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 2, 2], // stdout stays clean for --json
   });
   if (result.status !== 0 || !fs.existsSync(target)) {
     throw new Error(`go install github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION} failed (exit ${result.status}); see the output above`);
@@ -120,11 +120,11 @@ function ensureMotoServer() {
   const dir = venvDir();
   say(`installing moto[server]==${MOTO_VERSION} into ${dir} (once)…`);
   if (!fs.existsSync(venvBin('python'))) {
-    const made = spawnSync(python, ['-m', 'venv', dir], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const made = spawnSync(python, ['-m', 'venv', dir], { stdio: ['ignore', 2, 2] });
     if (made.status !== 0) throw new Error(`${python} -m venv ${dir} failed; install the python3-venv package`);
   }
   const pip = spawnSync(venvBin('python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `moto[server]==${MOTO_VERSION}`], {
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 2, 2],
   });
   if (pip.status !== 0 || !fs.existsSync(venvBin('moto_server'))) {
     throw new Error(`pip install moto[server]==${MOTO_VERSION} failed (exit ${pip.status}); see the output above`);

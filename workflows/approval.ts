@@ -8,7 +8,16 @@
 import type { RecordedDecision, RefusalReason, RemediationStatus } from '../common/messages';
 import { parseDecideSignal } from '../common/messages';
 
+/**
+ * People's names compare without regard to case or surrounding space: "Dana" and "dana" are one
+ * person for separation of duties and for quorum.
+ */
+export function sameIdentity(a: string, b: string): boolean {
+  return a.trim().toLowerCase() === b.trim().toLowerCase();
+}
+
 export class ApprovalGate {
+  /** Keyed by the lower-cased approver name. */
   private readonly approvals = new Map<string, RecordedDecision>();
   private rejection: RecordedDecision | undefined;
 
@@ -59,8 +68,9 @@ export class ApprovalGate {
       refuse('wrong-digest', `the decision names plan ${parsed.planDigest.slice(0, 12)}… but the plan is ${plan.digest.slice(0, 12)}…; review the current plan and use its digest`);
       return;
     }
-    const isApprover = policy.approvers.includes(parsed.approver);
-    const isRequester = parsed.approver === status.requestedBy;
+    const isApprover = policy.approvers.some((a) => sameIdentity(a, parsed.approver));
+    const isRequester = sameIdentity(parsed.approver, status.requestedBy);
+    const approverKey = parsed.approver.trim().toLowerCase();
     const expired = status.expiresAt !== undefined && Date.now() >= Date.parse(status.expiresAt);
 
     if (parsed.decision === 'approve') {
@@ -72,11 +82,11 @@ export class ApprovalGate {
         refuse('requester-cannot-approve', `${parsed.approver} requested this run and cannot approve it (separation of duties); ask another approver`);
       } else if (!isApprover) {
         refuse('not-an-approver', `${parsed.approver} is not an approver for ${status.kind} in ${policy.source}; approvers: ${policy.approvers.join(', ') || '(none)'}`);
-      } else if (this.approvals.has(parsed.approver)) {
+      } else if (this.approvals.has(approverKey)) {
         refuse('duplicate', `${parsed.approver} has already approved this plan; quorum needs distinct approvers`);
       } else {
         const accepted = { ...parsed, seq, at };
-        this.approvals.set(parsed.approver, accepted);
+        this.approvals.set(approverKey, accepted);
         status.decisions.push(accepted);
       }
       return;

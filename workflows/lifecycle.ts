@@ -9,6 +9,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   condition,
   isCancellation,
   log,
@@ -23,7 +24,7 @@ import { decideSignal, statusQuery } from '../common/messages';
 import type { Change, ChangeOutcome, ChangeResult, Plan, Stage, VerifyResult } from '../common/plan';
 import type { ChangeRequest, PlanRequest, RollbackRequest, VerifyRequest } from '../common/requests';
 import type { Json } from '../common/json';
-import { ApprovalGate } from './approval';
+import { ApprovalGate, sameIdentity } from './approval';
 import { durationMs } from './durations';
 
 export interface RemediationDefinition {
@@ -110,7 +111,14 @@ export async function runRemediation(input: RemediationInput, def: RemediationDe
       );
     }
 
-    // The approval gate.
+    // The approval gate. Fail fast when the quorum cannot be met without the requester.
+    const eligible = status.policy.approvers.filter((a) => !sameIdentity(a, input.requestedBy));
+    if (eligible.length < status.policy.quorum) {
+      return finish(
+        'failed',
+        `the policy needs ${status.policy.quorum} approval(s) but only ${eligible.length} approver(s) other than the requester ${input.requestedBy} are listed in ${status.policy.source}`,
+      );
+    }
     const timeoutMs = durationMs(status.policy.approvalTimeout);
     status.expiresAt = new Date(Date.now() + timeoutMs).toISOString();
     enterPhase(status, 'awaiting-approval');
@@ -210,6 +218,7 @@ async function runStage(
     }
     let snapshot: Json | undefined;
     try {
+      // The snapshot is an activity result of its own, so it is in history before anything is destroyed.
       if (change.destructive && def.snapshot) snapshot = await def.snapshot({ ...target, change });
       const outcome = await apply({ ...target, change, ...(snapshot !== undefined ? { snapshot } : {}) });
       const result: ChangeResult = {
@@ -217,28 +226,31 @@ async function runStage(
         status: outcome.status,
         at: new Date().toISOString(),
         ...(outcome.detail !== undefined ? { detail: outcome.detail } : {}),
-        ...(snapshot !== undefined ? { snapshot } : {}),
+        ...(snapshot !== undefined ? { snapshotTaken: true } : {}),
         ...(outcome.observed !== undefined ? { observed: outcome.observed } : {}),
       };
       if (outcome.status === 'applied' || outcome.status === 'already-done') appliedResults.set(change.id, result);
       record(result);
     } catch (err) {
-      if (isCancellation(err)) throw err;
       failed++;
       const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
-      record({ changeId: change.id, status: 'failed', at: new Date().toISOString(), detail: message, ...(snapshot !== undefined ? { snapshot } : {}) });
+      record({ changeId: change.id, status: 'failed', at: new Date().toISOString(), detail: message, ...(snapshot !== undefined ? { snapshotTaken: true } : {}) });
     }
   };
+  // A change, once started, runs to its end even if the run is cancelled: cancelling an AWS call
+  // half-way would leave a change done but unrecorded. Cancellation and halts take effect between changes.
   const workers = Array.from({ length: Math.max(1, Math.min(stage.concurrency ?? DEFAULT_CONCURRENCY, queue.length)) }, async () => {
     for (let change = queue.shift(); change; change = queue.shift()) {
-      if (halted()) {
+      if (halted() || CancellationScope.current().consideredCancelled) {
         record({ changeId: change.id, status: 'skipped', at: new Date().toISOString(), detail: 'the run was halted before this change' });
         continue;
       }
-      await runOne(change);
+      const next = change;
+      await CancellationScope.nonCancellable(() => runOne(next));
     }
   });
   await Promise.all(workers);
+  if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('the run was cancelled during a stage');
   return failed;
 }
 

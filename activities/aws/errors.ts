@@ -19,8 +19,6 @@ export interface AwsErrorClassification {
   category: AwsErrorCategory;
   name: string;
   retryable: boolean;
-  /** Minimum delay before the next Temporal attempt, in ms (throttling and conflicts). */
-  nextRetryDelayMs?: number;
   httpStatusCode?: number;
   requestId?: string;
   attempts?: number;
@@ -95,57 +93,60 @@ export function isAwsError(err: unknown, ...names: string[]): boolean {
   return names.includes(awsErrorName(err));
 }
 
-export function classifyAwsError(err: unknown): AwsErrorClassification {
+/** Where the error came from: an emulator's known gaps are classified as what they are. */
+export interface AwsErrorContext {
+  emulator?: 'moto';
+}
+
+/**
+ * Retry delays are left to the activity's RetryPolicy (exponential from 5 s to 5 min): a fixed
+ * nextRetryDelay would flatten that backoff and give up on a long throttling or conflict spell.
+ */
+export function classifyAwsError(err: unknown, context: AwsErrorContext = {}): AwsErrorClassification {
   const name = awsErrorName(err);
   const meta = (err && typeof err === 'object' ? (err as SdkLikeError).$metadata : undefined) ?? {};
   const base = { name, httpStatusCode: meta.httpStatusCode, requestId: meta.requestId, attempts: meta.attempts };
   const status = meta.httpStatusCode;
 
-  if (THROTTLE.has(name) || status === 429) {
-    return { ...base, category: 'throttle', retryable: true, nextRetryDelayMs: 5_000 };
-  }
-  if (CONFLICT.has(name)) return { ...base, category: 'conflict', retryable: true, nextRetryDelayMs: 15_000 };
+  if (THROTTLE.has(name) || status === 429) return { ...base, category: 'throttle', retryable: true };
+  if (CONFLICT.has(name)) return { ...base, category: 'conflict', retryable: true };
   if (EXPIRED.has(name)) return { ...base, category: 'expired-credentials', retryable: true };
-  // A 5xx whose body is not AWS XML/JSON. Real AWS: a transient fault. moto: an unimplemented
-  // operation, which would loop forever under Temporal (reference/aws.md §6.3, §8.2), so it is
-  // reported as its own category and never retried.
-  if ((name === 'Error' || name === 'SyntaxError') && status !== undefined && status >= 500) {
-    return { ...base, category: 'unimplemented', retryable: false };
-  }
-  if (TRANSIENT.has(name) || (status !== undefined && status >= 500 && name !== 'Error' && name !== 'SyntaxError')) {
-    return { ...base, category: 'transient', retryable: true };
-  }
+  // A 5xx whose body is not AWS XML/JSON. Real AWS: a transient fault, retried. moto: an
+  // unimplemented operation, which would loop under Temporal (reference/aws.md §6.3, §8.2), so
+  // there it is its own category and never retried.
+  const unparsed5xx = (name === 'Error' || name === 'SyntaxError') && status !== undefined && status >= 500;
+  if (unparsed5xx && context.emulator === 'moto') return { ...base, category: 'unimplemented', retryable: false };
+  if (TRANSIENT.has(name) || (status !== undefined && status >= 500)) return { ...base, category: 'transient', retryable: true };
   // Everything else is permanent, IAM's LimitExceededException included: the SDK retries it as
   // throttling, but for IAM it is a quota (a third access key), never a rate (reference/aws.md §6.2).
   return { ...base, category: 'permanent', retryable: false };
 }
 
 /** Turn anything an AWS call threw into the ApplicationFailure Temporal should see. */
-export function toActivityFailure(err: unknown): ApplicationFailure {
+export function toActivityFailure(err: unknown, context: AwsErrorContext = {}): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
-  const c = classifyAwsError(err);
+  const c = classifyAwsError(err, context);
   const message = err instanceof Error ? err.message : String(err);
-  const hint =
-    c.category === 'unimplemented'
-      ? ' (the AWS endpoint answered a 5xx without an AWS error body; an emulator such as moto does this for operations it does not implement)'
-      : '';
+  const hint = c.category === 'unimplemented' ? ' (moto answers a 5xx without an AWS error body for operations it does not implement)' : '';
   return ApplicationFailure.create({
     type: `AWS.${c.name}`,
     message: `${c.name}: ${message}${hint}`,
     nonRetryable: !c.retryable,
-    nextRetryDelay: c.nextRetryDelayMs,
     details: [{ category: c.category, httpStatusCode: c.httpStatusCode ?? null, requestId: c.requestId ?? null, attempts: c.attempts ?? null }],
     cause: err instanceof Error ? err : undefined,
   });
 }
 
 /** Wrap every activity so its AWS errors leave it classified. */
-export function classifyingAwsErrors<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+export function classifyingAwsErrors<A extends unknown[], R>(
+  fn: (...args: A) => Promise<R>,
+  context: AwsErrorContext = {},
+): (...args: A) => Promise<R> {
   return async (...args: A) => {
     try {
       return await fn(...args);
     } catch (err) {
-      throw toActivityFailure(err);
+      throw toActivityFailure(err, context);
     }
   };
 }

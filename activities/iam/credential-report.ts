@@ -274,8 +274,7 @@ function notReady(): ApplicationFailure {
   return ApplicationFailure.create({
     type: 'AWS.CredentialReportNotReadyException',
     message: 'credential report is being generated; retrying',
-    nonRetryable: false,
-    nextRetryDelay: 10_000,
+    nonRetryable: false, // the activity's RetryPolicy backs off: large accounts take minutes to generate
   });
 }
 

@@ -74,6 +74,12 @@ export interface IamLifecycleOptions {
   /** The emulator answering, if any; only its known gaps are tolerated (reference/aws.md §9). */
   emulator?: 'moto';
   now?: () => Date;
+  /**
+   * Virtual MFA serials recorded in the user's snapshot. A retry after a partial removal no longer
+   * sees a device that was deactivated but not yet deleted (ListMFADevices lists assigned devices
+   * only), so removeIamUser also deletes these, once unassigned.
+   */
+  virtualMfaSerials?: string[];
 }
 
 export interface RemovedDependent {
@@ -171,7 +177,7 @@ async function listServiceSpecificCredentials(
       marker = page.Marker;
     }
   } catch (err) {
-    if (opts?.emulator === 'moto' && classifyAwsError(err).category === 'unimplemented') return null;
+    if (opts?.emulator === 'moto' && classifyAwsError(err, { emulator: 'moto' }).category === 'unimplemented') return null;
     throw err;
   }
   return out;
@@ -414,6 +420,12 @@ async function removeDependents(iam: IAMClient, userName: string, opts: IamLifec
       removed.push({ kind: 'mfa-device', id: serial });
     }
     if (isVirtualMfaSerial(serial) && (await removeIfPresent(() => iam.send(new DeleteVirtualMFADeviceCommand({ SerialNumber: serial }))))) {
+      removed.push({ kind: 'virtual-mfa-device', id: serial });
+    }
+  }
+  for (const serial of opts?.virtualMfaSerials ?? []) {
+    if (!isVirtualMfaSerial(serial) || removed.some((r) => r.id === serial)) continue;
+    if (await removeIfPresent(() => iam.send(new DeleteVirtualMFADeviceCommand({ SerialNumber: serial })))) {
       removed.push({ kind: 'virtual-mfa-device', id: serial });
     }
   }

@@ -113,20 +113,11 @@ describe('stale-iam-users', () => {
     const mfa = await stack.iam.send(new ListVirtualMFADevicesCommand({}));
     expect((mfa.VirtualMFADevices ?? []).filter((d) => estate.idle.some((u) => d.SerialNumber?.endsWith(`/${u}-mfa`)))).toEqual([]);
 
-    // Each change applied exactly once, and each deleted user's snapshot is in the result.
+    // Each change applied exactly once.
     const applied = final.results.filter((r) => r.status === 'applied').map((r) => r.changeId).sort();
     expect(applied).toEqual(plan.changes.map((c) => c.id).sort());
-    for (const user of estate.idle) {
-      const del = final.results.find((r) => r.changeId === `delete-user/${user}`);
-      expect(del?.snapshot).toMatchObject({
-        userName: user,
-        groups: [estate.group],
-        attachedPolicies: [{ arn: 'arn:aws:iam::aws:policy/ReadOnlyAccess' }],
-        inlinePolicies: [{ name: 'read-own-bucket' }],
-      });
-    }
 
-    // The evidence, from history alone.
+    // The evidence, from history alone, with each deleted user's snapshot.
     const handle = stack.client.workflow.getHandle(id);
     const evidence = buildEvidence(await handle.fetchHistory(), { namespace: 'default', workflowId: id, runId: (await handle.describe()).runId });
     expect(evidence.approvedBy).toEqual([APPROVER]);
@@ -135,7 +126,16 @@ describe('stale-iam-users', () => {
     expect(evidence.refused.map((r) => r.reason)).toEqual(['requester-cannot-approve', 'not-an-approver', 'wrong-digest']);
     expect(evidence.signals).toHaveLength(4);
     expect(evidence.policy?.approvers).toEqual(['dana.approver', 'sam.security']);
-    expect(evidence.results.filter((r) => r.changeId.startsWith('delete-user/') && r.snapshot)).toHaveLength(3);
+    for (const user of estate.idle) {
+      const del = evidence.results.find((r) => r.changeId === `delete-user/${user}`);
+      expect(del?.snapshot).toMatchObject({
+        userName: user,
+        groups: [estate.group],
+        attachedPolicies: [{ arn: 'arn:aws:iam::aws:policy/ReadOnlyAccess' }],
+        inlinePolicies: [{ name: 'read-own-bucket' }],
+        mfaDevices: [{ virtual: true }],
+      });
+    }
 
     // The history replays deterministically on the current workflow code. COUNTERSIGN_RECORD_HISTORY=1
     // saves it as a fixture, which test/integration/replay.test.ts replays against future code.
@@ -233,6 +233,31 @@ describe('stale-iam-users', () => {
     const noop = await finished(nothing);
     expect(noop.outcome).toBe('no-op');
     expect(noop.decisions).toEqual([]);
+  });
+
+  it('fails fast, changing nothing, when the plan is over maxChanges or the quorum cannot be met without the requester', async () => {
+    const strict = await startTestStack({ policy: { approvers: { '*': ['Riley.Operator'] }, maxChanges: 2 } });
+    try {
+      const estate = await seedEstate(strict.iam, 's');
+      await sleep(3_000);
+      const start = (params: Record<string, string>) =>
+        strict.remediations.start({ kind: 'stale-iam-users', account: ACCOUNT, params, requestedBy: REQUESTER, idSuffix: strict.uniqueSuffix() });
+      const tooBig = await strict.remediations.waitFor((await start({ maxIdle: '2s' })).workflowId, (s) => s.phase === 'done', { timeoutMs: 60_000 });
+      expect(tooBig.outcome).toBe('failed');
+      expect(tooBig.outcomeReason).toMatch(/maxChanges is 2/);
+      // One stale user left: within maxChanges, but the only approver is the requester (names compare case-insensitively).
+      const others = [...estate.idle.slice(1), ...estate.active].join(',');
+      const noQuorum = await strict.remediations.waitFor((await start({ maxIdle: '2s', exempt: others })).workflowId, (s) => s.phase === 'done', { timeoutMs: 60_000 });
+      expect(noQuorum.plan?.changes).toHaveLength(2);
+      expect(noQuorum.outcome).toBe('failed');
+      expect(noQuorum.outcomeReason).toMatch(/needs 1 approval\(s\) but only 0 approver\(s\) other than the requester/);
+      for (const user of estate.idle) {
+        const keys = await strict.iam.send(new ListAccessKeysCommand({ UserName: user }));
+        expect(keys.AccessKeyMetadata?.map((k) => k.Status)).toEqual(['Active', 'Active']);
+      }
+    } finally {
+      await strict.stop();
+    }
   });
 
   it('refuses a second start for the same target while one runs', async () => {

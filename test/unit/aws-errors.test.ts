@@ -36,18 +36,17 @@ describe('classifyAwsError', () => {
     expect(classifyAwsError(err)).toMatchObject({ name: 'LimitExceededException', category: 'permanent', retryable: false });
   });
 
-  it('retries conflicts with a longer delay than throttling', () => {
+  it('retries concurrent modification as a conflict', () => {
     const conflict = classifyAwsError(new OrgConcurrent({ message: 'busy', ...meta(400) }));
-    const throttle = classifyAwsError(unmodelled('Throttling', 400));
-    expect(conflict.category).toBe('conflict');
-    expect(conflict.nextRetryDelayMs!).toBeGreaterThan(throttle.nextRetryDelayMs!);
+    expect(conflict).toMatchObject({ category: 'conflict', retryable: true });
   });
 
-  it('does not retry a 5xx without an AWS body (an emulator answering "not implemented")', () => {
+  it('retries a 5xx without an AWS body from AWS, but not from moto, where it means "not implemented"', () => {
     const html = Object.assign(new Error('Deserialization error: <html>'), meta(500));
-    expect(classifyAwsError(html)).toMatchObject({ category: 'unimplemented', retryable: false });
+    expect(classifyAwsError(html)).toMatchObject({ category: 'transient', retryable: true });
+    expect(classifyAwsError(html, { emulator: 'moto' })).toMatchObject({ category: 'unimplemented', retryable: false });
     const json = Object.assign(new SyntaxError('Unexpected token <'), meta(500));
-    expect(classifyAwsError(json)).toMatchObject({ category: 'unimplemented', retryable: false });
+    expect(classifyAwsError(json, { emulator: 'moto' })).toMatchObject({ category: 'unimplemented', retryable: false });
   });
 
   it('retries Node network errors', () => {
@@ -68,7 +67,6 @@ describe('toActivityFailure', () => {
     expect(failure).toMatchObject({ type: 'AWS.DeleteConflictException', nonRetryable: true });
     const throttled = toActivityFailure(unmodelled('Throttling', 400));
     expect(throttled).toMatchObject({ type: 'AWS.Throttling', nonRetryable: false });
-    expect(throttled.nextRetryDelay).toBe(5_000);
   });
 
   it('passes an ApplicationFailure through unchanged', () => {

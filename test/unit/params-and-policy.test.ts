@@ -1,6 +1,6 @@
 import { formatDuration, parseDuration, tryParseDuration } from '../../common/duration';
 import { ParamError, resolveParams } from '../../common/kinds';
-import { arnMatches, effectivePolicy, parseApprovalPolicy } from '../../common/policy';
+import { effectivePolicy, parseApprovalPolicy, principalMatches } from '../../common/policy';
 
 describe('durations', () => {
   it('parses Temporal duration strings and rejects anything else', () => {
@@ -29,7 +29,7 @@ describe('stale-iam-users parameters', () => {
 describe('approval policy', () => {
   it('resolves per-kind approvers and quorum with "*" as the default, and keeps built-in protections', () => {
     const file = parseApprovalPolicy(
-      JSON.stringify({ approvers: { '*': ['alice', 'bob'], scp: ['cto'] }, quorum: { '*': 2 }, protectedPrincipals: ['arn:aws:iam::*:user/ops-*'] }),
+      JSON.stringify({ approvers: { '*': ['alice', 'bob'], scp: ['cto', 'ciso'] }, quorum: { '*': 2 }, protectedPrincipals: ['arn:aws:iam::*:user/ops-*'] }),
       'p.json',
     );
     const policy = effectivePolicy(file, 'stale-iam-users', 'p.json');
@@ -43,8 +43,19 @@ describe('approval policy', () => {
     expect(() => parseApprovalPolicy('{nope', 'p.json')).toThrow(/not valid JSON/);
   });
   it('matches protected principal globs on whole ARNs', () => {
-    expect(arnMatches('arn:aws:iam::*:user/break-glass*', 'arn:aws:iam::123456789012:user/break-glass-admin')).toBe(true);
-    expect(arnMatches('arn:aws:iam::*:user/break-glass*', 'arn:aws:iam::123456789012:user/not-break-glass')).toBe(false);
-    expect(arnMatches('arn:aws:iam::*:role/a.b', 'arn:aws:iam::1:role/aXb')).toBe(false);
+    expect(principalMatches('arn:aws:iam::*:user/break-glass*', 'arn:aws:iam::123456789012:user/break-glass-admin')).toBe(true);
+    expect(principalMatches('arn:aws:iam::*:user/break-glass*', 'arn:aws:iam::123456789012:user/not-break-glass')).toBe(false);
+    expect(principalMatches('arn:aws:iam::*:role/a.b', 'arn:aws:iam::1:role/aXb')).toBe(false);
+  });
+  it('fails closed: protects across IAM paths, letter case and partitions', () => {
+    const pattern = 'arn:aws:iam::*:user/break-glass*';
+    expect(principalMatches(pattern, 'arn:aws:iam::123456789012:user/emergency/break-glass-admin')).toBe(true);
+    expect(principalMatches(pattern, 'arn:aws:iam::123456789012:user/Break-Glass-Admin')).toBe(true);
+    expect(principalMatches(pattern, 'arn:aws-us-gov:iam::123456789012:user/break-glass-admin')).toBe(true);
+    expect(principalMatches('arn:aws:iam::*:role/aws-service-role/*', 'arn:aws:iam::1:role/aws-service-role/support.amazonaws.com/AWSServiceRoleForSupport')).toBe(true);
+    expect(principalMatches(pattern, 'arn:aws:iam::123456789012:user/emergency/alice')).toBe(false);
+  });
+  it("checks every kind's quorum against the approvers it falls back to", () => {
+    expect(() => parseApprovalPolicy('{"approvers":{"scp":["a"]},"quorum":{"*":2}}', 'p.json')).toThrow(/quorum for "scp" is 2 but only 1/);
   });
 });

@@ -589,6 +589,22 @@ describe('removeIamUser', () => {
     expect(result.removed).toHaveLength(2 + 3 * 3 + 3 * 2 + 6 * 3);
   });
 
+  it('on a retry, deletes a virtual MFA device an earlier attempt deactivated but did not delete', async () => {
+    // ListMFADevices lists assigned devices only: after a deactivation the device is invisible to the
+    // user's lists, and only the serial recorded in the snapshot finds it.
+    const u = fake.addUser('gina');
+    const serial = `arn:aws:iam::${ACCOUNT}:mfa/gina-phone`;
+    fake.addMfa('gina', serial, true);
+    fake.mfa.get(serial)!.user = null; // the first attempt's DeactivateMFADevice succeeded, then it died
+    expect(u.name).toBe('gina');
+
+    const result = await removeIamUser(iam, 'gina', { virtualMfaSerials: [serial, 'GAHT-hardware-1'] });
+
+    expect(fake.users.has('gina')).toBe(false);
+    expect(fake.mfa.has(serial)).toBe(false);
+    expect(result.removed).toContainEqual({ kind: 'virtual-mfa-device', id: serial });
+  });
+
   it('removes a dependent added concurrently after enumeration on the one re-enumeration', async () => {
     seedAlice(fake);
     let lateKey: string | undefined;
@@ -681,7 +697,7 @@ describe('ListServiceSpecificCredentials unimplemented (moto HTML 500)', () => {
   });
 
   it('the stand-in error is what classifyAwsError calls unimplemented', () => {
-    expect(classifyAwsError(motoUnimplemented()).category).toBe('unimplemented');
+    expect(classifyAwsError(motoUnimplemented(), { emulator: 'moto' }).category).toBe('unimplemented');
   });
 
   it('with emulator moto: removal proceeds and the snapshot records null with a note', async () => {
@@ -701,7 +717,7 @@ describe('ListServiceSpecificCredentials unimplemented (moto HTML 500)', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(classifyAwsError(err).category).toBe('unimplemented');
+    expect(classifyAwsError(err, { emulator: 'moto' }).category).toBe('unimplemented');
     expect(fake.users.has('alice')).toBe(true);
     expect(fake.deleteUserAttempts).toBe(0);
   });
