@@ -5,8 +5,10 @@
 FROM node:20-slim AS build
 WORKDIR /app
 COPY . .
-# `npm ci` also compiles (the `prepare` script), which is why the sources are copied first.
-RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+# Installs the versions in package-lock.json. `npm install`, not `npm ci`: the lock file lacks the
+# native @swc/core packages of other platforms (optional dependencies of the Temporal bundler), which
+# `npm ci` refuses. It also compiles (the `prepare` script), which is why the sources are copied first.
+RUN --mount=type=cache,target=/root/.npm npm install --no-audit --no-fund
 RUN npm run build
 RUN npm prune --omit=dev
 

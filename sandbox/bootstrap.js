@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * One-time set-up that `npm test`, `npm run demo` and `npm run dev` run first, so each works on a
- * fresh clone: npm dependencies (npm ci when node_modules is missing or stale), the TypeScript build,
+ * fresh clone: npm dependencies (installed from package-lock.json when node_modules is missing or
+ * stale), the TypeScript build,
  * moto in .venv/, and the Temporal CLI (built once into a cache outside the clone).
  * Plain Node with no dependencies, since it runs before node_modules exists.
  */
@@ -34,8 +35,11 @@ try {
   const lock = path.join(root, 'package-lock.json');
   const installed = path.join(root, 'node_modules', '.package-lock.json');
   if (!fs.existsSync(installed) || mtime(installed) < mtime(lock)) {
-    process.stderr.write('countersign: installing npm dependencies (npm ci)…\n');
-    run(npm, ['ci', '--no-audit', '--no-fund'], 'npm ci');
+    // `npm install` with the committed lock file, not `npm ci`: @swc/core (the Temporal workflow bundler)
+    // lists native packages for every platform as optional, and a registry that lacks some of them
+    // leaves them out of the lock file, which `npm ci` then refuses. Same versions either way.
+    process.stderr.write('countersign: installing npm dependencies (npm install from package-lock.json)…\n');
+    run(npm, ['install', '--no-audit', '--no-fund'], 'npm install');
   }
   run(npm, ['run', '--silent', 'build'], 'the TypeScript build');
   toolchain.ensureMotoServer();

@@ -276,7 +276,7 @@ function dockerfileProblems(compose: ComposeFile, readFile: (relative: string) =
     problems.push(`${dockerfile}: stages are FROM ${froms.join(', ') || 'nothing'}, not node:20-slim`);
   }
   const runs = instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
-  if (!runs.some((r) => /\bnpm ci\b/.test(r))) problems.push(`${dockerfile}: never runs npm ci`);
+  if (!runs.some((r) => /\bnpm (ci|install)\b/.test(r))) problems.push(`${dockerfile}: never installs dependencies (npm install)`);
   if (!runs.some((r) => /\bnpm run build\b/.test(r))) problems.push(`${dockerfile}: never runs npm run build`);
 
   // Docker uses the last CMD. Exec form (a JSON array), so SIGTERM reaches node and the worker drains.
@@ -430,7 +430,7 @@ describe('docker-compose.yml (static: no Docker engine here)', () => {
       const alpine = 'FROM node:20-alpine\n# RUN npm ci\nCMD ["node","dist/cli/index.js","worker"]\n';
       expect(dockerfileProblems(compose, () => alpine)).toEqual([
         'Dockerfile: stages are FROM node:20-alpine, not node:20-slim',
-        'Dockerfile: never runs npm ci',
+        'Dockerfile: never installs dependencies (npm install)',
         'Dockerfile: never runs npm run build',
       ]);
     });
