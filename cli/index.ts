@@ -165,7 +165,7 @@ async function start(args: string[], out: Output): Promise<number> {
     const status = await client.waitFor(started.workflowId, (s) => s.phase !== 'starting' && s.phase !== 'planning', {
       timeoutMs: 15 * 60_000,
       onChange: (s, prev) => {
-        if (prev) out.note(`  still ${s.phase}…`);
+        if (prev && (s.phase === 'starting' || s.phase === 'planning')) out.note(`  still planning (reading live AWS state)…`);
       },
     }).catch(async (err: unknown) => {
       if (err instanceof CommandFailed) return client.status(started.workflowId);

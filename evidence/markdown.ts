@@ -30,8 +30,11 @@ export function evidenceMarkdown(e: EvidenceRecord): string {
   out.push('');
   out.push('## Decisions');
   out.push('');
-  for (const d of e.decisions) out.push(`- ${d.at}: **${d.decision}** by ${d.approver} on plan \`${d.planDigest.slice(0, 12)}…\`${d.comment ? ` — ${d.comment}` : ''}`);
-  for (const r of e.refused) out.push(`- ${r.at}: refused ${r.decision ?? 'decision'} from ${r.approver ?? '?'} (${r.reason}): ${r.message}`);
+  const inOrder = [
+    ...e.decisions.map((d) => ({ seq: d.seq, line: `- ${d.at}: **${d.decision}** by ${d.approver} on plan \`${d.planDigest.slice(0, 12)}…\`${d.comment ? ` — ${d.comment}` : ''}` })),
+    ...e.refused.map((r) => ({ seq: r.seq, line: `- ${r.at}: refused ${r.decision ?? 'decision'} from ${r.approver ?? '?'} (${r.reason}): ${r.message}` })),
+  ].sort((a, b) => a.seq - b.seq);
+  for (const { line } of inOrder) out.push(line);
   if (!e.decisions.length && !e.refused.length) out.push('- none');
   out.push('');
   out.push('## Results');
