@@ -3,7 +3,7 @@
  * verify (reference/aws.md §5). The credential report never crosses into history: the plan carries
  * only the candidates and the reasons others are left alone.
  */
-import { GetGroupCommand, GetUserCommand, ListUserTagsCommand, paginateListVirtualMFADevices } from '@aws-sdk/client-iam';
+import { GetGroupCommand, GetUserCommand, ListUserTagsCommand, paginateListUsers, paginateListVirtualMFADevices } from '@aws-sdk/client-iam';
 import { ApplicationFailure, log } from '@temporalio/activity';
 import type { Json } from '../common/json';
 import { KINDS, ParamError, resolveParams, splitNames } from '../common/kinds';
@@ -58,6 +58,16 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
         });
       }
     }
+  }
+
+  /** The current name of the user with this UserId, if it still exists (a rare, paged scan). */
+  async function userNameForId(userId: string): Promise<string | undefined> {
+    for await (const page of paginateListUsers({ client: iam() }, {})) {
+      keepAlive();
+      const found = (page.Users ?? []).find((u) => u.UserId === userId);
+      if (found) return found.UserName;
+    }
+    return undefined;
   }
 
   /**
@@ -274,10 +284,16 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
         groups: snapshot?.groups ?? [],
         virtualMfaDevices: (snapshot?.mfaDevices ?? []).filter((d) => d.virtual).map((d) => d.serialNumber),
       };
-      if (!snapshot) return { status: 'already-done', detail: 'the user was already deleted', observed: expectations };
+      // Gone by name: deleted, or renamed (UpdateUser keeps the UserId). Only the former is "done".
+      const goneOrRenamed = async (): Promise<ChangeOutcome> => {
+        const renamed = await userNameForId((request.change.before as CredentialState).userId);
+        if (renamed) return { status: 'left-alone', detail: `left alone: the user was renamed to ${renamed} after approval` };
+        return { status: 'already-done', detail: 'the user was already deleted', observed: expectations };
+      };
+      if (!snapshot) return goneOrRenamed();
       const checked = await recheck(request, 'delete');
       if ('leaveAlone' in checked) {
-        if (checked.leaveAlone === 'the user no longer exists') return { status: 'already-done', detail: 'the user was already deleted', observed: expectations };
+        if (checked.leaveAlone === 'the user no longer exists') return goneOrRenamed();
         return { status: 'left-alone', detail: `left alone: ${checked.leaveAlone}` };
       }
       const done = await removeIamUser(iam(), checked.live.userName, { ...lifecycleOptions(), virtualMfaSerials: expectations.virtualMfaDevices });

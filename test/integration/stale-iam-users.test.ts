@@ -184,7 +184,7 @@ describe('stale-iam-users', () => {
     }
   });
 
-  it('leaves alone a user whose key was re-activated during the soak, and reports it', async () => {
+  it('leaves alone a user whose key was re-activated, or who was renamed, during the soak, and reports it', async () => {
     const estate = await freshEstate();
     const id = await startRun({ maxIdle: '2s', soak: '4s' });
     const { plan } = await awaitingApproval(id);
@@ -192,15 +192,22 @@ describe('stale-iam-users', () => {
     await stack.remediations.waitFor(id, (s) => s.phase === 'soaking', { timeoutMs: 60_000 });
     const comeback = estate.idle[0]!;
     const keys = await stack.iam.send(new ListAccessKeysCommand({ UserName: comeback }));
-    const { UpdateAccessKeyCommand } = await import('@aws-sdk/client-iam');
+    const { UpdateAccessKeyCommand, UpdateUserCommand } = await import('@aws-sdk/client-iam');
     await stack.iam.send(new UpdateAccessKeyCommand({ UserName: comeback, AccessKeyId: keys.AccessKeyMetadata![0]!.AccessKeyId!, Status: 'Active' }));
+    const renamed = estate.idle[1]!;
+    await stack.iam.send(new UpdateUserCommand({ UserName: renamed, NewUserName: `${renamed}-2` }));
     const final = await finished(id);
     expect(final.outcome).toBe('completed');
     const result = final.results.find((r) => r.changeId === `delete-user/${comeback}`);
     expect(result).toMatchObject({ status: 'left-alone' });
     expect(result?.detail).toMatch(/re-activated during the soak/);
     expect(await userExists(comeback)).toBe(true);
-    for (const user of estate.idle.slice(1)) expect(await userExists(user)).toBe(false);
+    // A user renamed during the soak is not "already deleted": it is left alone and says so.
+    const renamedResult = final.results.find((r) => r.changeId === `delete-user/${renamed}`);
+    expect(renamedResult).toMatchObject({ status: 'left-alone' });
+    expect(renamedResult?.detail).toMatch(new RegExp(`renamed to ${renamed}-2`));
+    expect(await userExists(`${renamed}-2`)).toBe(true);
+    expect(await userExists(estate.idle[2]!)).toBe(false);
   });
 
   it('ends expired when no quorum arrives in time, changing nothing', async () => {
