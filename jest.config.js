@@ -1,5 +1,8 @@
 // Two projects: unit tests need nothing running; integration tests share one Temporal dev server
 // started by the global setup (a moto server is started per test file).
+// The pinned AWS SDK supports Node 20; its notice that future versions need Node 22 is noise in test output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } } }] };
 
 module.exports = {

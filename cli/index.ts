@@ -34,6 +34,9 @@ function parse(command: string, args: string[], options: Options, positionals: n
     throw new UsageError(`${(err as Error).message.split('\n')[0]}; see \`countersign ${command} --help\``);
   }
   if (!parsed.values.help && parsed.positionals.length !== positionals) {
+    if (command === 'start' && parsed.positionals.length === 0) {
+      throw new UsageError(`start needs a kind: ${Object.keys(KINDS).join(', ')}; see \`countersign start --help\``);
+    }
     throw new UsageError(
       positionals === 0
         ? `${command} takes no arguments (got ${parsed.positionals.join(' ')}); see \`countersign ${command} --help\``
@@ -357,6 +360,8 @@ export async function main(argv: string[], out?: Output): Promise<number> {
 }
 
 if (require.main === module) {
+  // See bin/countersign.js: the pinned AWS SDK supports Node 20; its notice about future versions is noise here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
