@@ -150,7 +150,7 @@ export async function runRemediation(input: RemediationInput, def: RemediationDe
       if (failed > 0 || rejection()) {
         await rollBack(plan, def, status, appliedResults, target);
         if (rejection()) return finish('rolled-back', `halted by ${byWhom()} during stage "${stage.name}"`);
-        return finish('failed', `${failed} change(s) failed in stage "${stage.name}"; reversible changes were rolled back`);
+        return finish('failed', `${failed} change(s) failed in stage "${stage.name}"; ${status.progress.rolledBack} reversible change(s) rolled back`);
       }
     }
 
@@ -171,7 +171,7 @@ export async function runRemediation(input: RemediationInput, def: RemediationDe
         const plan = status.plan;
         if (plan) await rollBack(plan, def, status, appliedResults, { workflowId: info.workflowId, account: plan.account, region: plan.region });
       });
-      return finish('cancelled', 'the workflow was cancelled; reversible changes were rolled back');
+      return finish('cancelled', `the workflow was cancelled; ${status.progress.rolledBack} reversible change(s) rolled back`);
     }
     // An activity that failed for good outside a stage (policy, plan, verify): the run fails with the
     // reason in its result, rather than failing the workflow task and looking stuck.

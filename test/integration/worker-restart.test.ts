@@ -105,6 +105,8 @@ it('finishes a run whose worker was killed during apply, applying each change on
   expect([...completedPerChange.values()].every((n) => n === 1)).toBe(true);
   expect(final.results.every((r) => r.status === 'applied' || r.status === 'already-done')).toBe(true);
 
+  // SIGTERM is a graceful shutdown: the worker drains and exits 0.
+  const exited = new Promise<number | null>((r) => worker.once('exit', (code) => r(code)));
   worker.kill('SIGTERM');
-  await new Promise((r) => worker.once('exit', r));
+  expect(await exited).toBe(0);
 });
