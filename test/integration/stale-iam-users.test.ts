@@ -184,6 +184,22 @@ describe('stale-iam-users', () => {
     }
   });
 
+  it('rolls back what is reversible when the workflow is cancelled during the soak', async () => {
+    const estate = await freshEstate();
+    const id = await startRun({ maxIdle: '2s', soak: '1h' });
+    const { plan } = await awaitingApproval(id);
+    await stack.remediations.decide(id, { decision: 'approve', approver: APPROVER, planDigest: plan!.digest });
+    await stack.remediations.waitFor(id, (s) => s.phase === 'soaking', { timeoutMs: 60_000 });
+    await stack.client.workflow.getHandle(id).cancel();
+    const final = await finished(id);
+    expect(final.outcome).toBe('cancelled');
+    expect(final.outcomeReason).toMatch(/3 reversible change\(s\) rolled back/);
+    for (const user of estate.idle) {
+      const keys = await stack.iam.send(new ListAccessKeysCommand({ UserName: user }));
+      expect(keys.AccessKeyMetadata?.map((k) => k.Status)).toEqual(['Active', 'Active']);
+    }
+  });
+
   it('leaves alone a user whose key was re-activated, or who was renamed, during the soak, and reports it', async () => {
     const estate = await freshEstate();
     const id = await startRun({ maxIdle: '2s', soak: '4s' });
