@@ -19,7 +19,7 @@ import type { IamUserSnapshot } from './iam/user-lifecycle';
 import { disableIamUserCredentials, reactivateAccessKeys, removeIamUser, snapshotIamUser } from './iam/user-lifecycle';
 import { keepAlive } from './heartbeat';
 import type { CredentialState } from './iam/user-drift';
-import { EXEMPT_TAG, credentialDrift, credentialState, disabledState, notInSnapshot, usedSince } from './iam/user-drift';
+import { EXEMPT_TAG, credentialDrift, credentialState, disabledState, notInSnapshot, recordedInSnapshot, usedSince } from './iam/user-drift';
 
 /** AWS regenerates the report at most every 4 h; an older one is regenerated before acting (§5.3). */
 const REPORT_MAX_AGE_MS = 4 * 3_600_000;
@@ -239,8 +239,12 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
 
     async disableStaleIamUser(request: ChangeRequest): Promise<ChangeOutcome> {
       const checked = await recheck(request, 'disable');
-      if ('leaveAlone' in checked) return { status: 'left-alone', detail: `left alone: ${checked.leaveAlone}` };
-      const done = await disableIamUserCredentials(iam(), checked.live.userName);
+      if ('leaveAlone' in checked) {
+        const renamed = checked.leaveAlone === 'the user no longer exists' ? await userNameForId((request.change.before as CredentialState).userId) : undefined;
+        return { status: 'left-alone', detail: `left alone: ${renamed ? `the user was renamed to ${renamed} after approval` : checked.leaveAlone}` };
+      }
+      const snapshot = request.snapshot as unknown as IamUserSnapshot;
+      const done = await disableIamUserCredentials(iam(), checked.live.userName, { onlyKeys: snapshot.accessKeys.map((k) => k.id) });
       log.info('disabled stale IAM user', { workflowId: request.workflowId, change: request.change.id, ...done });
       const nothing = done.deactivatedKeys.length === 0 && !done.deletedLoginProfile;
       return {
@@ -249,15 +253,15 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
         // What a rollback restores: the keys that were Active in the snapshot taken just before.
         observed: {
           ...done,
-          activeBefore: ((request.snapshot as unknown as IamUserSnapshot).accessKeys ?? []).filter((k) => k.status === 'Active').map((k) => k.id),
+          activeBefore: snapshot.accessKeys.filter((k) => k.status === 'Active').map((k) => k.id),
         },
       };
     },
 
     async reenableStaleIamUser(request: RollbackRequest): Promise<ChangeOutcome> {
       const before = request.change.before as CredentialState;
-      const observed = (request.result.observed ?? {}) as { activeBefore?: string[] };
-      const keys = observed.activeBefore ?? [];
+      const observed = (request.result.observed ?? {}) as { activeBefore?: string[]; deactivatedKeys?: string[] };
+      const keys = observed.activeBefore ?? observed.deactivatedKeys ?? [];
       const done = await reactivateAccessKeys(iam(), before.userName, keys);
       if (keys.length > 0 && done.reactivated.length === 0) {
         throw ApplicationFailure.create({
@@ -296,7 +300,11 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
         if (checked.leaveAlone === 'the user no longer exists') return goneOrRenamed();
         return { status: 'left-alone', detail: `left alone: ${checked.leaveAlone}` };
       }
-      const done = await removeIamUser(iam(), checked.live.userName, { ...lifecycleOptions(), virtualMfaSerials: expectations.virtualMfaDevices });
+      const done = await removeIamUser(iam(), checked.live.userName, {
+        ...lifecycleOptions(),
+        virtualMfaSerials: expectations.virtualMfaDevices,
+        mayRemove: recordedInSnapshot(snapshot),
+      });
       log.info('deleted stale IAM user', { workflowId: request.workflowId, change: request.change.id, removed: done.removed.length });
       return {
         status: done.alreadyGone ? 'already-done' : 'applied',
@@ -308,7 +316,10 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
     async verifyStaleIamUserRemoval(request: VerifyRequest): Promise<VerifyResult> {
       const deletions = request.applied
         .filter(({ change }) => change.action === 'delete-user')
-        .map(({ change, result }) => ({ change, expect: result.observed as { userName: string; groups: string[]; virtualMfaDevices: string[] } }));
+        .map(({ change, result }) => {
+          const observed = (result.observed ?? {}) as { groups?: string[]; virtualMfaDevices?: string[] };
+          return { change, expect: { userName: userNameOf(change), groups: observed.groups ?? [], virtualMfaDevices: observed.virtualMfaDevices ?? [] } };
+        });
       const existingMfa = new Set<string>();
       if (deletions.some((d) => d.expect.virtualMfaDevices.length > 0)) {
         for await (const page of paginateListVirtualMFADevices({ client: iam() }, { AssignmentStatus: 'Any' })) {

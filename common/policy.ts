@@ -56,7 +56,8 @@ export function effectivePolicy(file: ApprovalPolicyFile, kind: KindName, source
   return {
     kind,
     source,
-    approvers: [...new Set(approvers)],
+    // One person, one entry: names compare case-insensitively (as the approval gate does).
+    approvers: approvers.filter((a, i) => approvers.findIndex((b) => b.trim().toLowerCase() === a.trim().toLowerCase()) === i),
     quorum,
     approvalTimeout: file.approvalTimeout,
     protectedPrincipals: [...new Set([...BUILT_IN_PROTECTED_PRINCIPALS, ...file.protectedPrincipals])],
@@ -80,7 +81,7 @@ export function parseApprovalPolicy(text: string, source: string): ApprovalPolic
   }
   const { approvers, quorum } = parsed.data;
   for (const kind of new Set([...Object.keys(approvers), ...Object.keys(quorum)])) {
-    const listed = new Set(approvers[kind] ?? approvers['*'] ?? []);
+    const listed = new Set((approvers[kind] ?? approvers['*'] ?? []).map((a) => a.trim().toLowerCase()));
     const needed = quorum[kind] ?? quorum['*'] ?? 1;
     if (listed.size > 0 && needed > listed.size) {
       throw new Error(`approval policy ${source}: quorum for "${kind}" is ${needed} but only ${listed.size} approver(s) are listed`);

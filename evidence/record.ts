@@ -147,7 +147,11 @@ export function buildEvidence(
     decisions: final?.decisions ?? [],
     refused: final?.refused ?? [],
     approvedBy: (final?.decisions ?? []).filter((d) => d.decision === 'approve').map((d) => d.approver),
-    results: (final?.results ?? []).map((r) => (snapshots.has(r.changeId) ? { ...r, snapshot: snapshots.get(r.changeId) } : r)),
+    // The snapshot belongs on the result of the change it preceded (not on a later rollback row), and a
+    // null snapshot (the resource was already gone) is not a record of anything.
+    results: (final?.results ?? []).map((r) =>
+      r.snapshotTaken && snapshots.get(r.changeId) != null ? { ...r, snapshot: snapshots.get(r.changeId) } : r,
+    ),
     verification: final?.verification,
     outcome: final?.outcome,
     outcomeReason: final?.outcomeReason,

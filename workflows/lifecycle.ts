@@ -216,6 +216,11 @@ async function runStage(
       record({ changeId: change.id, status: 'failed', at: new Date().toISOString(), detail: `no activity applies action "${change.action}"` });
       return;
     }
+    if (change.destructive && !def.snapshot) {
+      failed++;
+      record({ changeId: change.id, status: 'failed', at: new Date().toISOString(), detail: 'a destructive change needs a snapshot first, and this kind defines none' });
+      return;
+    }
     let snapshot: Json | undefined;
     try {
       // The snapshot is an activity result of its own, so it is in history before anything is destroyed.
@@ -273,6 +278,17 @@ async function rollBack(
     .reverse();
   if (undo.length === 0) return;
   enterPhase(status, 'rolling-back');
+  // A rollback is never abandoned half-way: a cancel arriving now takes effect after it.
+  await CancellationScope.nonCancellable(() => undoAll(undo, def, status, appliedResults, target));
+}
+
+async function undoAll(
+  undo: Change[],
+  def: RemediationDefinition,
+  status: RemediationStatus,
+  appliedResults: Map<string, ChangeResult>,
+  target: { workflowId: string; account: string; region: string },
+): Promise<void> {
   for (const change of undo) {
     const result = appliedResults.get(change.id) as ChangeResult;
     const rollback = def.rollback?.[change.action];

@@ -4,7 +4,7 @@
  * any difference that matters. Pure functions, unit-tested.
  */
 import type { Json } from '../../common/json';
-import type { IamUserSnapshot } from './user-lifecycle';
+import type { IamUserSnapshot, RemovedDependent } from './user-lifecycle';
 
 export const EXEMPT_TAG = 'countersign:exempt';
 
@@ -95,4 +95,20 @@ export function usedSince(live: IamUserSnapshot, cutoff: Date): string | undefin
     return `console password used ${live.passwordLastUsed}`;
   }
   return undefined;
+}
+
+/** Which dependents the snapshot records: removeIamUser may remove exactly these (`mayRemove`). */
+export function recordedInSnapshot(s: IamUserSnapshot): (dependent: RemovedDependent) => boolean {
+  const recorded = new Set<string>([
+    ...(s.loginProfile ? [`login-profile:${s.userName}`] : []),
+    ...s.accessKeys.map((k) => `access-key:${k.id}`),
+    ...s.signingCertificates.map((c) => `signing-certificate:${c.id}`),
+    ...s.sshPublicKeys.map((k) => `ssh-public-key:${k.id}`),
+    ...(s.serviceSpecificCredentials ?? []).map((c) => `service-specific-credential:${c.id}`),
+    ...s.mfaDevices.flatMap((d) => [`mfa-device:${d.serialNumber}`, `virtual-mfa-device:${d.serialNumber}`]),
+    ...s.inlinePolicies.map((p) => `inline-policy:${p.name}`),
+    ...s.attachedPolicies.map((p) => `managed-policy:${p.arn}`),
+    ...s.groups.map((g) => `group-membership:${g}`),
+  ]);
+  return (d) => recorded.has(`${d.kind}:${d.id}`);
 }

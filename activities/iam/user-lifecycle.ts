@@ -38,6 +38,7 @@ import {
 import type { IAMClient, ServiceSpecificCredentialMetadata } from '@aws-sdk/client-iam';
 import { classifyAwsError, isAwsError } from '../aws/errors';
 import { keepAlive } from '../heartbeat';
+import { ApplicationFailure } from '@temporalio/common';
 
 export interface IamUserSnapshot {
   userName: string;
@@ -80,6 +81,12 @@ export interface IamLifecycleOptions {
    * only), so removeIamUser also deletes these, once unassigned.
    */
   virtualMfaSerials?: string[];
+  /**
+   * removeIamUser asks before removing each dependent; a dependent it may not remove fails the removal
+   * (non-retryable). stale-iam-users allows exactly what the snapshot in history records, so nothing
+   * that appears after the snapshot (a race with the re-check) is destroyed unrecorded.
+   */
+  mayRemove?: (dependent: RemovedDependent) => boolean;
 }
 
 export interface RemovedDependent {
@@ -341,10 +348,13 @@ export async function snapshotIamUser(iam: IAMClient, userName: string, opts?: I
 export async function disableIamUserCredentials(
   iam: IAMClient,
   userName: string,
+  opts: { onlyKeys?: string[] } = {},
 ): Promise<{ deactivatedKeys: string[]; deletedLoginProfile: boolean }> {
   const deactivatedKeys: string[] = [];
   for (const key of await listAccessKeys(iam, userName)) {
     if (key.Status !== 'Active' || !key.AccessKeyId) continue;
+    // Only keys recorded beforehand (a key created since is the next re-check's drift, not ours to touch).
+    if (opts.onlyKeys && !opts.onlyKeys.includes(key.AccessKeyId)) continue;
     const id = key.AccessKeyId;
     const done = await removeIfPresent(() => iam.send(new UpdateAccessKeyCommand({ UserName: userName, AccessKeyId: id, Status: 'Inactive' })));
     if (done) deactivatedKeys.push(id);
@@ -375,39 +385,49 @@ export async function reactivateAccessKeys(
 /** One pass over the nine dependent kinds, in the §5.1 order. */
 async function removeDependents(iam: IAMClient, userName: string, opts: IamLifecycleOptions | undefined, removed: RemovedDependent[]): Promise<void> {
   const U = { UserName: userName };
+  const allowed = (dependent: RemovedDependent): boolean => !opts?.mayRemove || opts.mayRemove(dependent);
+  const unrecorded = (dependent: RemovedDependent) =>
+    ApplicationFailure.create({
+      type: 'NotInSnapshot',
+      nonRetryable: true,
+      message: `${dependent.kind} ${dependent.id} of ${userName} appeared after the snapshot taken before this change; it is not removed without a record of it (plan the user again)`,
+    });
+  /** Remove one dependent, if the caller allows it; "already gone" is success. */
+  const remove = async (dependent: RemovedDependent, send: () => Promise<unknown>): Promise<void> => {
+    if (!allowed(dependent)) throw unrecorded(dependent);
+    if (await removeIfPresent(send)) removed.push(dependent);
+  };
 
-  // 1. Console password.
-  if (await removeIfPresent(() => iam.send(new DeleteLoginProfileCommand(U)))) removed.push({ kind: 'login-profile', id: userName });
+  // 1. Console password (not listed: deleted directly, or, when not allowed, refused only if it exists).
+  const password: RemovedDependent = { kind: 'login-profile', id: userName };
+  if (allowed(password)) await remove(password, () => iam.send(new DeleteLoginProfileCommand(U)));
+  else if (await loginProfileExists(iam, userName)) throw unrecorded(password);
 
   // 2. Access keys.
   for (const k of await listAccessKeys(iam, userName)) {
     const id = k.AccessKeyId;
-    if (id && (await removeIfPresent(() => iam.send(new DeleteAccessKeyCommand({ ...U, AccessKeyId: id }))))) {
-      removed.push({ kind: 'access-key', id });
-    }
+    if (id) await remove({ kind: 'access-key', id }, () => iam.send(new DeleteAccessKeyCommand({ ...U, AccessKeyId: id })));
   }
 
   // 3. Signing certificates.
   for (const c of await collect(paginateListSigningCertificates({ client: iam }, { ...U }), (p) => p.Certificates)) {
     const id = c.CertificateId;
-    if (id && (await removeIfPresent(() => iam.send(new DeleteSigningCertificateCommand({ ...U, CertificateId: id }))))) {
-      removed.push({ kind: 'signing-certificate', id });
-    }
+    if (id) await remove({ kind: 'signing-certificate', id }, () => iam.send(new DeleteSigningCertificateCommand({ ...U, CertificateId: id })));
   }
 
   // 4. SSH public keys.
   for (const k of await collect(paginateListSSHPublicKeys({ client: iam }, { ...U }), (p) => p.SSHPublicKeys)) {
     const id = k.SSHPublicKeyId;
-    if (id && (await removeIfPresent(() => iam.send(new DeleteSSHPublicKeyCommand({ ...U, SSHPublicKeyId: id }))))) {
-      removed.push({ kind: 'ssh-public-key', id });
-    }
+    if (id) await remove({ kind: 'ssh-public-key', id }, () => iam.send(new DeleteSSHPublicKeyCommand({ ...U, SSHPublicKeyId: id })));
   }
 
   // 5. Service-specific credentials (null = moto does not implement the list: nothing to remove).
   for (const c of (await listServiceSpecificCredentials(iam, userName, opts)) ?? []) {
     const id = c.ServiceSpecificCredentialId;
-    if (id && (await removeIfPresent(() => iam.send(new DeleteServiceSpecificCredentialCommand({ ...U, ServiceSpecificCredentialId: id }))))) {
-      removed.push({ kind: 'service-specific-credential', id });
+    if (id) {
+      await remove({ kind: 'service-specific-credential', id }, () =>
+        iam.send(new DeleteServiceSpecificCredentialCommand({ ...U, ServiceSpecificCredentialId: id })),
+      );
     }
   }
 
@@ -416,41 +436,41 @@ async function removeDependents(iam: IAMClient, userName: string, opts: IamLifec
   for (const d of await collect(paginateListMFADevices({ client: iam }, { ...U }), (p) => p.MFADevices)) {
     const serial = d.SerialNumber;
     if (!serial) continue;
-    if (await removeIfPresent(() => iam.send(new DeactivateMFADeviceCommand({ ...U, SerialNumber: serial })))) {
-      removed.push({ kind: 'mfa-device', id: serial });
-    }
-    if (isVirtualMfaSerial(serial) && (await removeIfPresent(() => iam.send(new DeleteVirtualMFADeviceCommand({ SerialNumber: serial }))))) {
-      removed.push({ kind: 'virtual-mfa-device', id: serial });
+    await remove({ kind: 'mfa-device', id: serial }, () => iam.send(new DeactivateMFADeviceCommand({ ...U, SerialNumber: serial })));
+    if (isVirtualMfaSerial(serial)) {
+      await remove({ kind: 'virtual-mfa-device', id: serial }, () => iam.send(new DeleteVirtualMFADeviceCommand({ SerialNumber: serial })));
     }
   }
   for (const serial of opts?.virtualMfaSerials ?? []) {
     if (!isVirtualMfaSerial(serial) || removed.some((r) => r.id === serial)) continue;
-    if (await removeIfPresent(() => iam.send(new DeleteVirtualMFADeviceCommand({ SerialNumber: serial })))) {
-      removed.push({ kind: 'virtual-mfa-device', id: serial });
-    }
+    await remove({ kind: 'virtual-mfa-device', id: serial }, () => iam.send(new DeleteVirtualMFADeviceCommand({ SerialNumber: serial })));
   }
 
   // 7. Inline policies.
   for (const name of await collect(paginateListUserPolicies({ client: iam }, { ...U }), (p) => p.PolicyNames)) {
-    if (await removeIfPresent(() => iam.send(new DeleteUserPolicyCommand({ ...U, PolicyName: name })))) {
-      removed.push({ kind: 'inline-policy', id: name });
-    }
+    await remove({ kind: 'inline-policy', id: name }, () => iam.send(new DeleteUserPolicyCommand({ ...U, PolicyName: name })));
   }
 
   // 8. Attached managed policies.
   for (const p of await collect(paginateListAttachedUserPolicies({ client: iam }, { ...U }), (pg) => pg.AttachedPolicies)) {
     const arn = p.PolicyArn;
-    if (arn && (await removeIfPresent(() => iam.send(new DetachUserPolicyCommand({ ...U, PolicyArn: arn }))))) {
-      removed.push({ kind: 'managed-policy', id: arn });
-    }
+    if (arn) await remove({ kind: 'managed-policy', id: arn }, () => iam.send(new DetachUserPolicyCommand({ ...U, PolicyArn: arn })));
   }
 
   // 9. Group memberships.
   for (const g of await collect(paginateListGroupsForUser({ client: iam }, { ...U }), (p) => p.Groups)) {
     const group = g.GroupName;
-    if (group && (await removeIfPresent(() => iam.send(new RemoveUserFromGroupCommand({ ...U, GroupName: group }))))) {
-      removed.push({ kind: 'group-membership', id: group });
-    }
+    if (group) await remove({ kind: 'group-membership', id: group }, () => iam.send(new RemoveUserFromGroupCommand({ ...U, GroupName: group })));
+  }
+}
+
+async function loginProfileExists(iam: IAMClient, userName: string): Promise<boolean> {
+  try {
+    await iam.send(new GetLoginProfileCommand({ UserName: userName }));
+    return true;
+  } catch (err) {
+    if (isNoSuchEntity(err)) return false;
+    throw err;
   }
 }
 

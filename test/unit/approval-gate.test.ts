@@ -59,6 +59,18 @@ describe('the approval gate', () => {
     ]);
   });
 
+  it('treats names that differ only in case as one person, for separation of duties and for quorum', () => {
+    const status = awaiting();
+    const gate = new ApprovalGate(status);
+    gate.receive(approve(' Riley '));
+    gate.receive(approve('DANA'));
+    gate.receive(approve('dana'));
+    expect(status.refused.map((r) => r.reason)).toEqual(['requester-cannot-approve', 'duplicate']);
+    expect(gate.approved).toBe(false);
+    gate.receive(approve('Sam'));
+    expect(gate.approved).toBe(true);
+  });
+
   it('refuses someone outside the policy, another digest, and a malformed payload', () => {
     const status = awaiting();
     const gate = new ApprovalGate(status);

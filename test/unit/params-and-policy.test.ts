@@ -36,6 +36,12 @@ describe('approval policy', () => {
     expect(policy).toMatchObject({ approvers: ['alice', 'bob'], quorum: 2, approvalTimeout: '7d', maxChanges: 200 });
     expect(policy.protectedPrincipals).toEqual(expect.arrayContaining(['arn:aws:iam::*:user/ops-*', 'arn:aws:iam::*:user/break-glass*']));
   });
+  it('lists each approver once however their name is cased, and counts them so for the quorum', () => {
+    const file = parseApprovalPolicy(JSON.stringify({ approvers: { '*': ['Dana', 'dana', 'sam'] }, quorum: { '*': 2 } }), 'p.json');
+    expect(effectivePolicy(file, 'stale-iam-users', 'p.json').approvers).toEqual(['Dana', 'sam']);
+    expect(() => parseApprovalPolicy(JSON.stringify({ approvers: { '*': ['Dana', 'dana'] }, quorum: { '*': 2 } }), 'p.json')).toThrow(/only 1 approver/);
+  });
+
   it('names the offending field of an invalid policy', () => {
     expect(() => parseApprovalPolicy('{"approvalTimeout":"soon"}', 'p.json')).toThrow(/p.json is invalid at approvalTimeout/);
     expect(() => parseApprovalPolicy('{"quorum":{"*":3},"approvers":{"*":["a","b"]}}', 'p.json')).toThrow(/quorum for "\*" is 3 but only 2/);

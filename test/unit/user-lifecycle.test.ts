@@ -605,6 +605,40 @@ describe('removeIamUser', () => {
     expect(result.removed).toContainEqual({ kind: 'virtual-mfa-device', id: serial });
   });
 
+  it('refuses to remove a dependent its caller has no record of, and leaves the user in place', async () => {
+    // stale-iam-users passes mayRemove = "recorded in the snapshot": a key created after the snapshot
+    // (a race with the re-check) must not be destroyed unrecorded.
+    seedAlice(fake);
+    const known = new Set([...fake.users.get('alice')!.accessKeys.keys()]);
+    const late = fake.addAccessKey('alice');
+    const err = await removeIamUser(iam, 'alice', { mayRemove: (d) => d.kind !== 'access-key' || known.has(d.id) }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ type: 'NotInSnapshot', nonRetryable: true });
+    expect((err as Error).message).toContain(late);
+    expect(fake.users.has('alice')).toBe(true);
+    expect(fake.users.get('alice')!.accessKeys.has(late)).toBe(true);
+  });
+
+  it('refuses when a console password exists that the caller has no record of', async () => {
+    fake.addUser('hal', { loginProfile: { createDate: new Date(0), reset: false } });
+    await expect(removeIamUser(iam, 'hal', { mayRemove: (d) => d.kind !== 'login-profile' })).rejects.toMatchObject({ type: 'NotInSnapshot' });
+    expect(fake.users.get('hal')?.loginProfile).toBeTruthy();
+    fake.users.get('hal')!.loginProfile = null;
+    await expect(removeIamUser(iam, 'hal', { mayRemove: (d) => d.kind !== 'login-profile' })).resolves.toMatchObject({ alreadyGone: false });
+    expect(fake.users.has('hal')).toBe(false);
+  });
+
+  it('deactivates only the keys it was given', async () => {
+    fake.addUser('ivy');
+    const recorded = fake.addAccessKey('ivy', 'Active');
+    const newer = fake.addAccessKey('ivy', 'Active');
+    const done = await disableIamUserCredentials(iam, 'ivy', { onlyKeys: [recorded] });
+    expect(done.deactivatedKeys).toEqual([recorded]);
+    expect(fake.users.get('ivy')!.accessKeys.get(newer)?.status).toBe('Active');
+  });
+
   it('removes a dependent added concurrently after enumeration on the one re-enumeration', async () => {
     seedAlice(fake);
     let lateKey: string | undefined;
