@@ -28,7 +28,7 @@ Operate:
   countersign worker                    run a worker for TEMPORAL_ADDRESS (task queue COUNTERSIGN_TASK_QUEUE)
   countersign dev                       the embedded stack until Ctrl-C (prints the environment to use it)
   countersign start <kind> [options]    plan a remediation and wait for approval (prints the workflow id)
-  countersign status <workflowId>       phase, plan, decisions, refusals, progress, outcome
+  countersign status <workflowId>       phase, plan, decisions, refusals, progress, outcome (--watch follows it)
   countersign list [--kind K] [--phase P]
   countersign approve <workflowId> --as WHO --plan DIGEST [--comment TEXT]
   countersign reject <workflowId> --as WHO [--comment TEXT]
@@ -61,9 +61,12 @@ One remediation of a kind per account runs at a time: a second start fails and n
 
 Example:
   countersign start stale-iam-users --param maxIdle=90d --param soak=14d --param exempt=ci-bot,backup`,
-  status: `countersign status <workflowId> [--json]
+  status: `countersign status <workflowId> [--watch] [--json]
 Shows the phase, the plan (with its digest), decisions and refusals with their reasons, the current
-stage or soak, progress per change, verification and outcome. Works on finished runs too.`,
+stage or soak, progress per change, verification and outcome. Works on finished runs too.
+  --watch   follow the run until it ends, printing each phase and change result as it happens and the
+            time left of a soak or approval window; exits 0 when it ends completed, no-op or planned,
+            1 otherwise`,
   approve: `countersign approve <workflowId> --as WHO --plan DIGEST [--comment TEXT] [--json]
 Approves the plan with that digest. The digest must be the one shown by \`countersign status\`:
 a decision on any other plan is refused. Confirms through the status query that the decision was

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { formatDuration } from '../common/duration';
 import { KINDS, ParamError, isKindName, resolveParams } from '../common/kinds';
 import type { KindName } from '../common/kinds';
 import type { DecideSignal, Phase } from '../common/messages';
@@ -185,14 +186,39 @@ async function start(args: string[], out: Output): Promise<number> {
 }
 
 async function status(args: string[], out: Output): Promise<number> {
-  const { values, positionals } = parse('status', args, {}, 1);
+  const { values, positionals } = parse('status', args, { watch: { type: 'boolean' } }, 1);
   if (values.help) return help('status', out);
+  const workflowId = positionals[0] as string;
   const { client, close } = await connectClient();
   try {
-    const s = await client.status(positionals[0] as string);
-    out.result(s);
-    for (const line of renderStatus(s)) out.line(line);
-    return 0;
+    if (!values.watch) {
+      const s = await client.status(workflowId);
+      out.result(s);
+      for (const line of renderStatus(s)) out.line(line);
+      return 0;
+    }
+    // Follow the run to its end: each phase, stage and change result as it happens, and the time left
+    // of a soak or an approval window every half minute.
+    const seen = new Set<string>();
+    const final = await client.waitFor(workflowId, (s) => s.phase === 'done', {
+      timeoutMs: Number.MAX_SAFE_INTEGER,
+      heartbeatMs: 30_000,
+      onChange: (s, prev) => {
+        if (!prev || prev.phase !== s.phase || prev.stage !== s.stage) out.note(`${new Date().toISOString()} phase ${s.phase}${s.stage ? ` (stage ${s.stage})` : ''}`);
+        for (const r of s.results) {
+          const key = `${r.changeId}:${r.status}`;
+          if (!seen.has(key)) {
+            seen.add(key);
+            out.note(`  ${r.status.padEnd(15)} ${r.changeId}${r.detail ? ` — ${r.detail}` : ''}`);
+          }
+        }
+        const until = s.soakUntil ?? (s.phase === 'awaiting-approval' ? s.expiresAt : undefined);
+        if (until && prev && prev.phase === s.phase) out.note(`  … ${s.phase}, ${formatDuration(Date.parse(until) - Date.now())} left`);
+      },
+    });
+    out.result(final);
+    for (const line of renderStatus(final)) out.line(line);
+    return final.outcome === 'completed' || final.outcome === 'no-op' || final.outcome === 'planned' ? 0 : 1;
   } finally {
     await close();
   }

@@ -93,14 +93,14 @@ describe('countersign CLI', () => {
     );
     expect(signal.status).toBe(0);
 
-    let status: { phase: string; outcome?: string } = { phase: '' };
-    for (let i = 0; i < 120 && status.phase !== 'done'; i++) {
-      const s = await runCli(['status', id, '--json'], stack.env);
-      expect(s.code).toBe(0);
-      status = JSON.parse(s.stdout) as typeof status;
-      if (status.phase !== 'done') await sleep(500);
-    }
-    expect(status.outcome).toBe('completed');
+    // --watch follows the run to its end, narrating on stderr; stdout holds the one final JSON document.
+    const watched = await runCli(['status', id, '--watch', '--json'], stack.env);
+    expect(watched.code).toBe(0);
+    const status = JSON.parse(watched.stdout) as { phase: string; outcome?: string };
+    expect(status).toMatchObject({ phase: 'done', outcome: 'completed' });
+    const narration = ownStderr(watched.stderr).join('\n');
+    expect(narration).toMatch(/phase (applying|soaking|verifying|done)/);
+    expect(narration).toMatch(/applied +delete-user\/cli-idle-/);
     for (const user of estate.idle) {
       await expect(stack.iam.send(new GetUserCommand({ UserName: user }))).rejects.toMatchObject({ name: 'NoSuchEntityException' });
     }
