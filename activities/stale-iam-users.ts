@@ -70,6 +70,8 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
     return undefined;
   }
 
+  const GONE = 'the user no longer exists';
+
   /**
    * Re-read the user right before changing it and compare with the approved state and with the
    * snapshot in history: the reason to leave it alone, or the live user to act on.
@@ -78,7 +80,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
     await refuseProtected(request, request.change.resource);
     const snapshot = request.snapshot as IamUserSnapshot | null | undefined;
     const live = await snapshotIamUser(iam(), userNameOf(request.change), lifecycleOptions());
-    if (!live || !snapshot) return { leaveAlone: 'the user no longer exists' };
+    if (!live || !snapshot) return { leaveAlone: GONE };
     await refuseProtected(request, live.arn);
     const drift = credentialDrift(request.change.before as CredentialState, live, mode) ?? notInSnapshot(snapshot, live);
     return drift ? { leaveAlone: drift } : { live };
@@ -240,7 +242,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
     async disableStaleIamUser(request: ChangeRequest): Promise<ChangeOutcome> {
       const checked = await recheck(request, 'disable');
       if ('leaveAlone' in checked) {
-        const renamed = checked.leaveAlone === 'the user no longer exists' ? await userNameForId((request.change.before as CredentialState).userId) : undefined;
+        const renamed = checked.leaveAlone === GONE ? await userNameForId((request.change.before as CredentialState).userId) : undefined;
         return { status: 'left-alone', detail: `left alone: ${renamed ? `the user was renamed to ${renamed} after approval` : checked.leaveAlone}` };
       }
       const snapshot = request.snapshot as unknown as IamUserSnapshot;
@@ -297,7 +299,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       if (!snapshot) return goneOrRenamed();
       const checked = await recheck(request, 'delete');
       if ('leaveAlone' in checked) {
-        if (checked.leaveAlone === 'the user no longer exists') return goneOrRenamed();
+        if (checked.leaveAlone === GONE) return goneOrRenamed();
         return { status: 'left-alone', detail: `left alone: ${checked.leaveAlone}` };
       }
       const done = await removeIamUser(iam(), checked.live.userName, {
