@@ -464,9 +464,10 @@ async function removeDependents(iam: IAMClient, userName: string, opts: IamLifec
   }
 }
 
-async function loginProfileExists(iam: IAMClient, userName: string): Promise<boolean> {
+/** Whether a Get call finds its entity (NoSuchEntity = no). */
+async function found(get: () => Promise<unknown>): Promise<boolean> {
   try {
-    await iam.send(new GetLoginProfileCommand({ UserName: userName }));
+    await get();
     return true;
   } catch (err) {
     if (isNoSuchEntity(err)) return false;
@@ -474,15 +475,8 @@ async function loginProfileExists(iam: IAMClient, userName: string): Promise<boo
   }
 }
 
-async function userExists(iam: IAMClient, userName: string): Promise<boolean> {
-  try {
-    await iam.send(new GetUserCommand({ UserName: userName }));
-    return true;
-  } catch (err) {
-    if (isNoSuchEntity(err)) return false;
-    throw err;
-  }
-}
+const loginProfileExists = (iam: IAMClient, userName: string) => found(() => iam.send(new GetLoginProfileCommand({ UserName: userName })));
+const userExists = (iam: IAMClient, userName: string) => found(() => iam.send(new GetUserCommand({ UserName: userName })));
 
 /**
  * Remove every dependent (§5.1 order), then DeleteUser. A DeleteConflict means a dependent appeared
