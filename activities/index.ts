@@ -1,10 +1,13 @@
 /**
  * Every activity the worker registers, built from its dependencies (AWS clients, policy path) so tests
- * and the worker wire them the same way.
+ * and the worker wire them the same way. Each passes through the engine's guards (activities/engine.ts),
+ * heartbeats while it runs, and leaves with its AWS errors classified.
  */
 import { classifyingAwsErrors } from './aws/errors';
 import type { AwsErrorContext } from './aws/errors';
 import type { AwsClients } from './aws/clients';
+import type { KindParamRegistry } from './engine';
+import { createEngineActivities, withEngineGuards } from './engine';
 import { withPeriodicHeartbeat } from './heartbeat';
 import { createPolicyActivities } from './policy';
 import { createStaleIamUserActivities } from './stale-iam-users';
@@ -15,23 +18,30 @@ export interface ActivityDeps {
   now?: () => Date;
 }
 
-/** Every activity heartbeats while it runs and leaves with its AWS errors classified. */
-function wrapped<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T, context: AwsErrorContext): T {
+type ActivityMap = Record<string, (...args: never[]) => Promise<unknown>>;
+
+/**
+ * The engine's guards, heartbeats and AWS error classification around a set of activities. Also used
+ * for test-only kinds, so they get exactly what the catalogue's kinds get.
+ */
+export function registerActivities<T extends ActivityMap>(activities: T, options: { aws?: AwsClients; kinds?: KindParamRegistry; errors?: AwsErrorContext } = {}): T {
+  const guarded = withEngineGuards(activities, { aws: options.aws, kinds: options.kinds });
   return Object.fromEntries(
-    Object.entries(activities).map(([name, fn]) => {
+    Object.entries(guarded).map(([name, fn]) => {
       const body = fn as (...args: unknown[]) => Promise<unknown>;
-      return [name, classifyingAwsErrors((...args: unknown[]) => withPeriodicHeartbeat(() => body(...args)), context)];
+      return [name, classifyingAwsErrors((...args: unknown[]) => withPeriodicHeartbeat(() => body(...args)), options.errors ?? {})];
     }),
   ) as unknown as T;
 }
 
 export function createActivities(deps: ActivityDeps) {
-  return wrapped(
+  return registerActivities(
     {
       ...createPolicyActivities({ policyPath: deps.policyPath }),
+      ...createEngineActivities({ aws: deps.aws }),
       ...createStaleIamUserActivities({ aws: deps.aws, now: deps.now }),
     },
-    { emulator: deps.aws.settings.emulator },
+    { aws: deps.aws, errors: { emulator: deps.aws.settings.emulator } },
   );
 }
 

@@ -1,7 +1,6 @@
 /** Load the approval policy (COUNTERSIGN_POLICY) at workflow start, so the policy in force is in history. */
 import { readFile } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import type { KindName } from '../common/kinds';
 import type { EffectivePolicy } from '../common/policy';
 import { effectivePolicy, parseApprovalPolicy } from '../common/policy';
 
@@ -12,7 +11,7 @@ export interface PolicyActivityDeps {
 
 export function createPolicyActivities(deps: PolicyActivityDeps) {
   return {
-    async loadApprovalPolicy(input: { kind: KindName; dryRun: boolean }): Promise<EffectivePolicy> {
+    async loadApprovalPolicy(input: { role?: 'policy'; kind: string; dryRun: boolean }): Promise<EffectivePolicy> {
       let policy: EffectivePolicy;
       if (!deps.policyPath) {
         policy = effectivePolicy(parseApprovalPolicy('{}', 'the built-in default policy'), input.kind, 'the built-in default policy');

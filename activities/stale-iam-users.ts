@@ -5,13 +5,14 @@
  */
 import { GetGroupCommand, GetUserCommand, ListUserTagsCommand, paginateListUsers, paginateListVirtualMFADevices } from '@aws-sdk/client-iam';
 import { ApplicationFailure, log } from '@temporalio/activity';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import type { Json } from '../common/json';
-import { KINDS, ParamError, resolveParams, splitNames } from '../common/kinds';
+import type { KindParams } from '../common/kinds';
+import { KINDS } from '../common/kinds';
 import { parseDuration } from '../common/duration';
-import { sealPlan } from '../common/digest';
-import type { Change, ChangeOutcome, LeftAlone, Plan, VerifyCheck, VerifyResult } from '../common/plan';
-import { principalMatches } from '../common/policy';
-import type { ChangeRequest, PlanRequest, RollbackRequest, VerifyRequest } from '../common/requests';
+import type { Change, ChangeOutcome, KindPlan, LeftAlone, VerifyCheck, VerifyResult } from '../common/plan';
+import { iamPrincipalOf, principalMatches } from '../common/policy';
+import type { AccountRef, ChangeRequest, PlanRequest, RollbackRequest, VerifyRequest } from '../common/requests';
 import type { AwsClients } from './aws/clients';
 import { isAwsError } from './aws/errors';
 import { assessStaleness, fetchCredentialReport, parseCredentialReport } from './iam/credential-report';
@@ -42,15 +43,19 @@ function userNameOf(change: Change): string {
 export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
   const { aws } = deps;
   const now = deps.now ?? (() => new Date());
-  const iam = () => aws.iam();
+  /** IAM in the run's account: the worker's own, or through the assumed role (activities/aws/clients.ts). */
+  const iamOf = async (ref: AccountRef): Promise<IAMClient> => (await aws.forAccount(ref)).iam();
   const lifecycleOptions = () => ({ emulator: aws.settings.emulator, now });
 
-  /** Fail closed: protected principals and the worker's own identity are never changed, whatever the plan says. */
+  /**
+   * The user as re-read may differ from the approved resource (moved to another path, renamed into a
+   * protected name): the engine checked the approved ARN; this checks the live one.
+   */
   async function refuseProtected(request: ChangeRequest, ...arns: string[]): Promise<void> {
     const caller = await aws.callerIdentity();
     for (const arn of arns) {
       const pattern = request.protectedPrincipals.find((p) => principalMatches(p, arn));
-      if (arn === caller.arn || pattern) {
+      if (arn === iamPrincipalOf(caller.arn) || pattern) {
         throw ApplicationFailure.create({
           type: 'ProtectedPrincipal',
           nonRetryable: true,
@@ -61,8 +66,8 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
   }
 
   /** The current name of the user with this UserId, if it still exists (a rare, paged scan). */
-  async function userNameForId(userId: string): Promise<string | undefined> {
-    for await (const page of paginateListUsers({ client: iam() }, {})) {
+  async function userNameForId(iam: IAMClient, userId: string): Promise<string | undefined> {
+    for await (const page of paginateListUsers({ client: iam }, {})) {
       keepAlive();
       const found = (page.Users ?? []).find((u) => u.UserId === userId);
       if (found) return found.UserName;
@@ -76,10 +81,9 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
    * Re-read the user right before changing it and compare with the approved state and with the
    * snapshot in history: the reason to leave it alone, or the live user to act on.
    */
-  async function recheck(request: ChangeRequest, mode: 'disable' | 'delete'): Promise<{ leaveAlone: string } | { live: IamUserSnapshot }> {
-    await refuseProtected(request, request.change.resource);
+  async function recheck(iam: IAMClient, request: ChangeRequest, mode: 'disable' | 'delete'): Promise<{ leaveAlone: string } | { live: IamUserSnapshot }> {
     const snapshot = request.snapshot as IamUserSnapshot | null | undefined;
-    const live = await snapshotIamUser(iam(), userNameOf(request.change), lifecycleOptions());
+    const live = await snapshotIamUser(iam, userNameOf(request.change), lifecycleOptions());
     if (!live || !snapshot) return { leaveAlone: GONE };
     await refuseProtected(request, live.arn);
     const drift = credentialDrift(request.change.before as CredentialState, live, mode) ?? notInSnapshot(snapshot, live);
@@ -87,26 +91,13 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
   }
 
   return {
-    async planStaleIamUserRemoval(request: PlanRequest): Promise<Plan> {
-      let params: Record<string, string>;
-      try {
-        params = resolveParams('stale-iam-users', request.params);
-      } catch (err) {
-        if (err instanceof ParamError) throw ApplicationFailure.create({ type: 'InvalidParameter', nonRetryable: true, message: err.message });
-        throw err;
-      }
-      const maxIdleMs = parseDuration(params.maxIdle as string);
-      const exempt = new Set(splitNames(params.exempt ?? ''));
-      const caller = await aws.callerIdentity();
-      if (request.account && request.account !== caller.account) {
-        throw ApplicationFailure.create({
-          type: 'CrossAccountNotSupported',
-          nonRetryable: true,
-          message: `the worker's credentials are for account ${caller.account}, not ${request.account}; run a worker with credentials for ${request.account} (assuming roles into member accounts is not built yet)`,
-        });
-      }
+    async planStaleIamUserRemoval(request: PlanRequest<KindParams<'stale-iam-users'>>): Promise<KindPlan> {
+      const { params } = request;
+      const maxIdleMs = parseDuration(params.maxIdle);
+      const exempt = new Set(params.exempt);
+      const iam = await iamOf(request);
       const at = now();
-      const report = await fetchCredentialReport(iam(), {
+      const report = await fetchCredentialReport(iam, {
         now: at,
         // moto's report carries a fixed 2015 GeneratedTime and is rebuilt live on every read (§9).
         maxAgeMs: aws.settings.emulator === 'moto' ? null : REPORT_MAX_AGE_MS,
@@ -118,11 +109,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
 
       const candidates: { arn: string; user: string; lastActivity: string }[] = [];
       for (const row of rows) {
-        const protectedBy = request.policy.protectedPrincipals.find((p) => principalMatches(p, row.arn));
-        if (row.arn === caller.arn) {
-          leftAlone.push({ resource: row.arn, reason: 'protected', detail: "the worker's own identity" });
-          continue;
-        }
+        const protectedBy = request.protectedPrincipals.find((p) => principalMatches(p, row.arn));
         if (protectedBy) {
           leftAlone.push({ resource: row.arn, reason: 'protected', detail: `matches ${protectedBy}` });
           continue;
@@ -153,12 +140,12 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       const changes: Change[] = [];
       for (const candidate of candidates) {
         keepAlive({ assessing: candidate.user });
-        const tags = await iam().send(new ListUserTagsCommand({ UserName: candidate.user }));
+        const tags = await iam.send(new ListUserTagsCommand({ UserName: candidate.user }));
         if ((tags.Tags ?? []).some((t) => t.Key === EXEMPT_TAG)) {
           leftAlone.push({ resource: candidate.arn, reason: 'exempt', detail: `tagged ${EXEMPT_TAG}` });
           continue;
         }
-        const snapshot = await snapshotIamUser(iam(), candidate.user, lifecycleOptions());
+        const snapshot = await snapshotIamUser(iam, candidate.user, lifecycleOptions());
         if (!snapshot) continue; // deleted since the report: nothing to do
         const recent = usedSince(snapshot, new Date(at.getTime() - maxIdleMs));
         if (recent) {
@@ -178,13 +165,6 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
             review: true,
           });
           continue;
-        }
-        if (changes.length + 2 > request.policy.maxChanges) {
-          throw ApplicationFailure.create({
-            type: 'PlanTooLarge',
-            nonRetryable: true,
-            message: `more than ${request.policy.maxChanges / 2} stale users (the policy's maxChanges is ${request.policy.maxChanges}, two changes per user); exempt some or raise maxChanges`,
-          });
         }
         const state = credentialState(snapshot);
         const activeKeys = state.accessKeys.filter((k) => k.status === 'Active').map((k) => k.id);
@@ -215,38 +195,34 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       }
 
       const listed = leftAlone.slice(0, LEFT_ALONE_LISTED);
-      const region = aws.settings.region;
-      log.info('planned stale IAM user removal', { workflowId: request.workflowId, account: caller.account, changes: changes.length, leftAlone: leftAlone.length });
-      return sealPlan({
-        kind: 'stale-iam-users',
-        account: caller.account,
-        region,
-        params,
+      log.info('planned stale IAM user removal', { workflowId: request.workflowId, account: request.account, changes: changes.length, leftAlone: leftAlone.length });
+      return {
         createdAt: at.toISOString(),
         stages: [
           { name: 'disable', description: 'snapshot, deactivate access keys, delete the console password', concurrency: 4 },
-          { name: 'delete', description: 're-check still idle and disabled, remove every dependent in AWS order, delete the user', soakBefore: params.soak as string, concurrency: 4 },
+          { name: 'delete', description: 're-check still idle and disabled, remove every dependent in AWS order, delete the user', soakBefore: params.soak, concurrency: 4 },
         ],
         changes,
         leftAlone: listed,
         leftAloneNotListed: leftAlone.length - listed.length,
         notes: [...notes, `controls: ${KINDS['stale-iam-users'].controls.join(', ')}`],
-      });
+      };
     },
 
     async snapshotStaleIamUser(request: ChangeRequest): Promise<Json> {
       keepAlive({ change: request.change.id });
-      return (await snapshotIamUser(iam(), userNameOf(request.change), lifecycleOptions())) as Json;
+      return (await snapshotIamUser(await iamOf(request), userNameOf(request.change), lifecycleOptions())) as Json;
     },
 
     async disableStaleIamUser(request: ChangeRequest): Promise<ChangeOutcome> {
-      const checked = await recheck(request, 'disable');
+      const iam = await iamOf(request);
+      const checked = await recheck(iam, request, 'disable');
       if ('leaveAlone' in checked) {
-        const renamed = checked.leaveAlone === GONE ? await userNameForId((request.change.before as CredentialState).userId) : undefined;
+        const renamed = checked.leaveAlone === GONE ? await userNameForId(iam, (request.change.before as CredentialState).userId) : undefined;
         return { status: 'left-alone', detail: `left alone: ${renamed ? `the user was renamed to ${renamed} after approval` : checked.leaveAlone}` };
       }
       const snapshot = request.snapshot as unknown as IamUserSnapshot;
-      const done = await disableIamUserCredentials(iam(), checked.live.userName, { onlyKeys: snapshot.accessKeys.map((k) => k.id) });
+      const done = await disableIamUserCredentials(iam, checked.live.userName, { onlyKeys: snapshot.accessKeys.map((k) => k.id) });
       log.info('disabled stale IAM user', { workflowId: request.workflowId, change: request.change.id, ...done });
       const nothing = done.deactivatedKeys.length === 0 && !done.deletedLoginProfile;
       return {
@@ -264,7 +240,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       const before = request.change.before as CredentialState;
       const observed = (request.result.observed ?? {}) as { activeBefore?: string[]; deactivatedKeys?: string[] };
       const keys = observed.activeBefore ?? observed.deactivatedKeys ?? [];
-      const done = await reactivateAccessKeys(iam(), before.userName, keys);
+      const done = await reactivateAccessKeys(await iamOf(request), before.userName, keys);
       if (keys.length > 0 && done.reactivated.length === 0) {
         throw ApplicationFailure.create({
           type: 'NothingToRestore',
@@ -283,6 +259,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
     },
 
     async deleteStaleIamUser(request: ChangeRequest): Promise<ChangeOutcome> {
+      const iam = await iamOf(request);
       const snapshot = request.snapshot as IamUserSnapshot | null | undefined;
       // What verify checks afterwards: the user, its groups and its virtual MFA devices.
       const expectations = {
@@ -292,17 +269,17 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       };
       // Gone by name: deleted, or renamed (UpdateUser keeps the UserId). Only the former is "done".
       const goneOrRenamed = async (): Promise<ChangeOutcome> => {
-        const renamed = await userNameForId((request.change.before as CredentialState).userId);
+        const renamed = await userNameForId(iam, (request.change.before as CredentialState).userId);
         if (renamed) return { status: 'left-alone', detail: `left alone: the user was renamed to ${renamed} after approval` };
         return { status: 'already-done', detail: 'the user was already deleted', observed: expectations };
       };
       if (!snapshot) return goneOrRenamed();
-      const checked = await recheck(request, 'delete');
+      const checked = await recheck(iam, request, 'delete');
       if ('leaveAlone' in checked) {
         if (checked.leaveAlone === GONE) return goneOrRenamed();
         return { status: 'left-alone', detail: `left alone: ${checked.leaveAlone}` };
       }
-      const done = await removeIamUser(iam(), checked.live.userName, {
+      const done = await removeIamUser(iam, checked.live.userName, {
         ...lifecycleOptions(),
         virtualMfaSerials: expectations.virtualMfaDevices,
         mayRemove: recordedInSnapshot(snapshot),
@@ -316,6 +293,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
     },
 
     async verifyStaleIamUserRemoval(request: VerifyRequest): Promise<VerifyResult> {
+      const iam = await iamOf(request);
       const deletions = request.applied
         .filter(({ change }) => change.action === 'delete-user')
         .map(({ change, result }) => {
@@ -324,7 +302,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
         });
       const existingMfa = new Set<string>();
       if (deletions.some((d) => d.expect.virtualMfaDevices.length > 0)) {
-        for await (const page of paginateListVirtualMFADevices({ client: iam() }, { AssignmentStatus: 'Any' })) {
+        for await (const page of paginateListVirtualMFADevices({ client: iam }, { AssignmentStatus: 'Any' })) {
           for (const d of page.VirtualMFADevices ?? []) if (d.SerialNumber) existingMfa.add(d.SerialNumber);
         }
       }
@@ -333,14 +311,14 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
         keepAlive({ verifying: change.id });
         const problems: string[] = [];
         try {
-          await iam().send(new GetUserCommand({ UserName: expect.userName }));
+          await iam.send(new GetUserCommand({ UserName: expect.userName }));
           problems.push('the user still exists');
         } catch (err) {
           if (!isAwsError(err, 'NoSuchEntityException', 'NoSuchEntity')) throw err;
         }
         for (const group of expect.groups) {
           try {
-            const g = await iam().send(new GetGroupCommand({ GroupName: group }));
+            const g = await iam.send(new GetGroupCommand({ GroupName: group }));
             if ((g.Users ?? []).some((u) => u.UserName === expect.userName)) problems.push(`group ${group} still lists the user`);
           } catch (err) {
             if (!isAwsError(err, 'NoSuchEntityException', 'NoSuchEntity')) throw err;

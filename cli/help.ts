@@ -1,15 +1,44 @@
 /** --help text: what each command does, with examples, so the CLI teaches its own use. */
-import { KINDS } from '../common/kinds';
+import type { KindName } from '../common/kinds';
+import { kindNames, kindSpec } from '../common/kinds';
 
-function kindsHelp(): string {
-  return Object.values(KINDS)
-    .map((k) => {
-      const params = Object.entries(k.params)
-        .map(([name, p]) => `      ${`${name}=${p.type === 'duration' ? 'DURATION' : 'NAMES'}`.padEnd(22)} ${p.description} (default ${p.default || 'none'})`)
-        .join('\n');
-      return `  ${k.name.padEnd(18)} ${k.summary}\n    controls ${k.controls.join(', ')}; parameters:\n${params}`;
+/** One kind's parameters, from their declarations (common/kinds.ts): the help cannot drift from the checks. */
+export function kindParamsHelp(kind: KindName, indent = '      '): string {
+  return Object.entries(kindSpec(kind).params)
+    .map(([name, p]) => {
+      const when = p.default !== undefined ? `default ${p.default || 'none'}` : p.optional ? 'optional' : 'required';
+      const file = p.fromFile ? '; give a path, the CLI reads the file' : '';
+      return `${indent}${`${name}=${p.label}`.padEnd(22)} ${p.description} (${when}${file})`;
     })
     .join('\n');
+}
+
+function kindsHelp(): string {
+  return kindNames()
+    .map((name) => {
+      const k = kindSpec(name);
+      const where = k.scope === 'management' ? 'runs in the management account' : 'runs in any account of the organization (--account)';
+      return `  ${name.padEnd(18)} ${k.summary}\n    controls ${k.controls.join(', ')}; ${where}; parameters:\n${kindParamsHelp(name)}`;
+    })
+    .join('\n');
+}
+
+/** `countersign start <kind> --help`: that kind alone, with an example. */
+export function kindHelp(kind: KindName): string {
+  const k = kindSpec(kind);
+  const example = Object.entries(k.params)
+    .filter(([, p]) => p.default === undefined && !p.optional)
+    .map(([name, p]) => ` --param ${name}=${p.label}`)
+    .join('');
+  return `countersign start ${kind} [--param key=value]... [--account ID] [--dry-run]
+
+${k.summary}
+Controls: ${k.controls.join(', ')}. Workflow type: ${k.workflowType}.
+Parameters:
+${kindParamsHelp(kind, '  ')}
+
+Example:
+  countersign start ${kind}${example} --dry-run`;
 }
 
 export const COMMAND_HELP: Record<string, string> = {
@@ -53,11 +82,14 @@ Starts a remediation. It plans against live AWS state and waits for approval; th
 and the approve command are printed once the plan is ready (unless --no-wait).
   --param key=value   a parameter of the kind (repeatable); see \`countersign --help\` for each kind's
   --params FILE       parameters from a JSON object file ({"maxIdle": "90d"}); --param wins
-  --account ID        the target account (default: the account of your AWS credentials)
+  --account ID        the target account: any account of your organization, reached by the worker
+                      through a role it assumes there (default: the account of your AWS credentials).
+                      An id that is not 12 digits, or not in the organization, is refused (exit 2).
   --dry-run           plan only: the run ends "planned" and nothing can be approved or changed
   --as WHO            who is requesting (default: $COUNTERSIGN_USER or your login); they cannot approve
   --id-suffix S       run a separate scope concurrently: workflow id <kind>/<account>/<S>
 One remediation of a kind per account runs at a time: a second start fails and names the running one.
+\`countersign start <kind> --help\` shows that kind's parameters.
 
 Example:
   countersign start stale-iam-users --param maxIdle=90d --param soak=14d --param exempt=ci-bot,backup`,
@@ -69,8 +101,8 @@ stage or soak, progress per change, verification and outcome. Works on finished 
             1 otherwise`,
   approve: `countersign approve <workflowId> --as WHO --plan DIGEST [--comment TEXT] [--json]
 Approves the plan with that digest. The digest must be the one shown by \`countersign status\`:
-a decision on any other plan is refused. Confirms through the status query that the decision was
-accepted; a refusal (requester approving their own run, approver not in the policy, wrong digest,
+a decision on any other plan is refused. Sent as the workflow's \`decide\` update, which answers at
+once whether the decision was accepted; a refusal (requester approving their own run, approver not in the policy, wrong digest,
 expired, duplicate) prints its reason and exits 1.`,
   reject: `countersign reject <workflowId> --as WHO [--comment TEXT] [--plan DIGEST] [--json]
 Rejects the plan awaiting approval (the run ends "rejected", nothing changes), or halts a run during

@@ -7,9 +7,10 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
+import { DescribeAccountCommand, DescribeOrganizationCommand, OrganizationsClient } from '@aws-sdk/client-organizations';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { formatDuration } from '../common/duration';
-import { KINDS, ParamError, isKindName, resolveParams } from '../common/kinds';
+import { ParamError, isKindName, kindNames, kindSpec, resolveKindParams } from '../common/kinds';
 import type { KindName } from '../common/kinds';
 import type { DecideSignal, Phase } from '../common/messages';
 import { temporalSettingsFromEnv } from '../worker/config';
@@ -17,7 +18,7 @@ import { awsSettingsFromEnv } from '../activities/aws/clients';
 import { buildEvidence } from '../evidence/record';
 import { evidenceMarkdown } from '../evidence/markdown';
 import { CommandFailed, UsageError } from './errors';
-import { COMMAND_HELP } from './help';
+import { COMMAND_HELP, kindHelp } from './help';
 import type { Output } from './output';
 import { createOutput } from './output';
 import { RemediationClient } from './remediation-client';
@@ -36,7 +37,7 @@ function parse(command: string, args: string[], options: Options, positionals: n
   }
   if (!parsed.values.help && parsed.positionals.length !== positionals) {
     if (command === 'start' && parsed.positionals.length === 0) {
-      throw new UsageError(`start needs a kind: ${Object.keys(KINDS).join(', ')}; see \`countersign start --help\``);
+      throw new UsageError(`start needs a kind: ${kindNames().join(', ')}; see \`countersign start --help\``);
     }
     throw new UsageError(
       positionals === 0
@@ -109,18 +110,85 @@ function safeLogin(): string {
   }
 }
 
-async function callerAccount(): Promise<string> {
+function isDenied(err: unknown): boolean {
+  const name = (err as { name?: string }).name ?? '';
+  return /AccessDenied|UnauthorizedOperation|InvalidClientTokenId|UnrecognizedClient/.test(name);
+}
+
+/**
+ * The target account, checked with the operator's own AWS credentials before anything starts: the
+ * credentials' account by default; any other must be a 12-digit id of an active account of their
+ * organization. When the operator may not read the organization, the worker checks the same before
+ * it plans (activities/engine.ts resolveTarget), and the run fails there changing nothing.
+ */
+async function targetAccount(account: string | undefined, out: Output): Promise<string> {
+  if (account !== undefined && !/^\d{12}$/.test(account)) throw new UsageError(`--account must be a 12-digit AWS account id (got "${account}")`);
   const settings = awsSettingsFromEnv();
-  const sts = new STSClient({ region: settings.region, maxAttempts: settings.maxAttempts, ...(settings.endpoint ? { endpoint: settings.endpoint } : {}) });
+  const common = { maxAttempts: settings.maxAttempts, ...(settings.endpoint ? { endpoint: settings.endpoint } : {}) };
+  const sts = new STSClient({ region: settings.region, ...common });
+  const orgs = new OrganizationsClient({ region: 'us-east-1', ...common });
   try {
-    const identity = await sts.send(new GetCallerIdentityCommand({}));
-    if (!identity.Account) throw new Error('no account in the answer');
-    return identity.Account;
-  } catch (err) {
-    throw new CommandFailed(`cannot tell which AWS account your credentials are for (${(err as Error).message.split('\n')[0]}); pass --account ID or configure AWS credentials`);
+    let own: string;
+    try {
+      const identity = await sts.send(new GetCallerIdentityCommand({}));
+      if (!identity.Account) throw new Error('no account in the answer');
+      own = identity.Account;
+    } catch (err) {
+      if (account) {
+        out.note(`countersign: cannot check --account ${account} with your AWS credentials (${(err as Error).message.split('\n')[0]}); the worker checks it before planning`);
+        return account;
+      }
+      throw new CommandFailed(`cannot tell which AWS account your credentials are for (${(err as Error).message.split('\n')[0]}); pass --account ID or configure AWS credentials`);
+    }
+    if (!account || account === own) return own;
+    let organizationId: string | undefined;
+    try {
+      organizationId = (await orgs.send(new DescribeOrganizationCommand({}))).Organization?.Id;
+    } catch (err) {
+      if ((err as Error).name === 'AWSOrganizationsNotInUseException') {
+        throw new UsageError(`account ${account} is not your credentials' account (${own}), and ${own} is in no AWS organization; remediate ${own}, or use the organization's management account`);
+      }
+      if (isDenied(err)) {
+        out.note(`countersign: your credentials may not read the organization, so the worker checks account ${account} before planning`);
+        return account;
+      }
+      throw err;
+    }
+    try {
+      const described = await orgs.send(new DescribeAccountCommand({ AccountId: account }));
+      const state = described.Account?.State ?? described.Account?.Status;
+      if (state && state !== 'ACTIVE') throw new UsageError(`account ${account} (${described.Account?.Name ?? 'unnamed'}) is ${state} in organization ${organizationId}; only active accounts are remediated`);
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      if ((err as Error).name === 'AccountNotFoundException') {
+        throw new UsageError(`account ${account} is not in organization ${organizationId ?? '(yours)'}; \`aws organizations list-accounts\` shows its accounts`);
+      }
+      if (isDenied(err)) {
+        out.note(`countersign: your credentials may not describe accounts of ${organizationId}; the worker checks account ${account} before planning`);
+        return account;
+      }
+      throw err;
+    }
+    return account;
   } finally {
     sts.destroy();
+    orgs.destroy();
   }
+}
+
+/** Parameters that name a file (a policy document …) are read here: the worker may not see the operator's files. */
+function readFileParams(kind: KindName, given: Record<string, string>): Record<string, string> {
+  const resolved = { ...given };
+  for (const [key, param] of Object.entries(kindSpec(kind).params)) {
+    const file = given[key];
+    if (!param.fromFile || file === undefined) continue;
+    try {
+      resolved[key] = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`--param ${key}=${file}: cannot read the file (${(err as Error).message.split('\n')[0]})`);
+    }
+  }
+  return resolved;
 }
 
 async function start(args: string[], out: Output): Promise<number> {
@@ -138,27 +206,34 @@ async function start(args: string[], out: Output): Promise<number> {
     },
     1,
   );
-  if (values.help) return help('start', out);
-  const kindArg = positionals[0] as string;
-  if (!isKindName(kindArg)) throw new UsageError(`unknown kind "${kindArg}"; kinds: ${Object.keys(KINDS).join(', ')}`);
+  const kindArg = positionals[0];
+  if (values.help) {
+    if (kindArg !== undefined && isKindName(kindArg)) {
+      out.line(kindHelp(kindArg));
+      out.result({ help: kindHelp(kindArg) });
+      return 0;
+    }
+    return help('start', out);
+  }
+  if (kindArg === undefined || !isKindName(kindArg)) throw new UsageError(`unknown kind "${kindArg}"; kinds: ${kindNames().join(', ')}`);
   const kind: KindName = kindArg;
   let params: Record<string, string>;
   try {
-    const given = parseParamFlags((values.param as string[] | undefined) ?? [], str(values, 'params'));
-    resolveParams(kind, given); // validate now; the workflow records the raw parameters and resolves them the same way
-    params = given;
+    params = readFileParams(kind, parseParamFlags((values.param as string[] | undefined) ?? [], str(values, 'params')));
+    // Checked now against the kind's declarations; the workflow records these raw values and the
+    // worker resolves them with the same declarations before planning.
+    resolveKindParams(kind, params);
   } catch (err) {
     if (err instanceof ParamError) throw new UsageError(err.message);
     throw err;
   }
   const account = str(values, 'account');
-  if (account !== undefined && !/^\d{12}$/.test(account)) throw new UsageError(`--account must be a 12-digit AWS account id (got "${account}")`);
   const suffix = str(values, 'id-suffix');
   if (suffix !== undefined && !/^[\w.-]{1,64}$/.test(suffix)) throw new UsageError('--id-suffix may use letters, digits, ".", "_" and "-" (up to 64)');
   const requestedBy = requester(values);
+  const target = await targetAccount(account, out);
   const { client, close } = await connectClient();
   try {
-    const target = account ?? (await callerAccount());
     const started = await client.start({ kind, account: target, params, requestedBy, dryRun: values['dry-run'] === true, idSuffix: suffix });
     out.line(started.workflowId);
     if (values['no-wait']) {
@@ -265,7 +340,7 @@ async function list(args: string[], out: Output): Promise<number> {
   const { values } = parse('list', args, { kind: { type: 'string' }, phase: { type: 'string' }, limit: { type: 'string' } }, 0);
   if (values.help) return help('list', out);
   const kind = str(values, 'kind');
-  if (kind !== undefined && !isKindName(kind)) throw new UsageError(`unknown kind "${kind}"; kinds: ${Object.keys(KINDS).join(', ')}`);
+  if (kind !== undefined && !isKindName(kind)) throw new UsageError(`unknown kind "${kind}"; kinds: ${kindNames().join(', ')}`);
   const phases: Phase[] = ['starting', 'planning', 'awaiting-approval', 'applying', 'soaking', 'verifying', 'rolling-back', 'done'];
   const phase = str(values, 'phase');
   if (phase !== undefined && !phases.includes(phase as Phase)) throw new UsageError(`unknown phase "${phase}"; phases: ${phases.join(', ')}`);

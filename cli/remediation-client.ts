@@ -6,11 +6,12 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { KINDS } from '../common/kinds';
 import type { KindName } from '../common/kinds';
-import type { DecideSignal, RefusedDecision, RecordedDecision, RemediationInput, RemediationStatus } from '../common/messages';
-import { decideSignal, statusQuery, workflowIdFor } from '../common/messages';
+import type { DecideReply, DecideSignal, RefusedDecision, RecordedDecision, RemediationInput, RemediationStatus } from '../common/messages';
+import { decideUpdate, statusQuery, workflowIdFor } from '../common/messages';
 import { CommandFailed } from './errors';
 
 export interface StartRequest extends RemediationInput {
+  kind: KindName;
   account: string;
   idSuffix?: string;
 }
@@ -32,6 +33,7 @@ export interface ListedRun {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 
 export class RemediationClient {
   constructor(
@@ -80,7 +82,10 @@ export class RemediationClient {
     throw new CommandFailed(`${workflowId} ended ${description.status.name.toLowerCase()} without a result; see \`temporal workflow show --workflow-id ${workflowId}\``);
   }
 
-  /** Send a decision and confirm through the status query whether it was accepted or refused. */
+  /**
+   * Send a decision through the `decide` update: the workflow answers at once whether it accepted or
+   * refused it (and records either in history). The full record is then read from the status.
+   */
   async decide(workflowId: string, decision: DecideSignal, timeoutMs = 30_000): Promise<DecisionReply> {
     const handle = this.handle(workflowId);
     const description = await handle.describe().catch((err: unknown) => {
@@ -100,22 +105,27 @@ export class RemediationClient {
         },
       };
     }
-    const before = (await handle.query(statusQuery)).decisionsReceived;
-    await handle.signal(decideSignal, decision);
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const status = await handle.query(statusQuery);
-      if (status.decisionsReceived > before) {
-        const accepted = status.decisions.find((d) => d.seq > before && d.approver === decision.approver && d.decision === decision.decision);
-        if (accepted) return { accepted: true, decision: accepted, status };
-        const refused = status.refused.find((r) => r.seq > before && r.approver === decision.approver);
-        if (refused) return { accepted: false, refusal: refused, status };
-      }
-      if (Date.now() > deadline) {
-        throw new CommandFailed(`the decision was sent but not confirmed within ${timeoutMs / 1000}s; is a worker running on task queue "${this.taskQueue}"?`);
-      }
-      await sleep(200);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new CommandFailed(`the decision was sent but not answered within ${timeoutMs / 1000}s; is a worker running on task queue "${this.taskQueue}"?`)),
+        timeoutMs,
+      );
+    });
+    let reply: DecideReply;
+    try {
+      reply = await Promise.race([handle.executeUpdate(decideUpdate, { args: [decision] }), timedOut]);
+    } finally {
+      clearTimeout(timer);
     }
+    const status = await this.status(workflowId);
+    if (reply.accepted) {
+      const recorded = status.decisions.find((d) => d.seq === reply.seq);
+      if (recorded) return { accepted: true, decision: recorded, status };
+      return { accepted: true, decision: { ...decision, seq: reply.seq, at: new Date().toISOString() }, status };
+    }
+    const refused = status.refused.find((r) => r.seq === reply.seq);
+    return { accepted: false, refusal: refused ?? { reason: reply.reason ?? 'refused', message: reply.message ?? 'refused' }, status };
   }
 
   async list(filter: { kind?: KindName; limit?: number } = {}): Promise<ListedRun[]> {

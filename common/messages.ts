@@ -1,15 +1,18 @@
 /**
  * What clients and workflows exchange: the workflow input, the `decide` signal, the `status` query.
  * The CLI and the workflows import the same definitions, so names and shapes never drift.
- * This module imports only @temporalio/workflow's message helpers and types.
+ * This module imports only @temporalio/workflow's message helpers, zod (the payload schema) and types.
  */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
 import type { KindName } from './kinds';
 import type { ChangeResult, Plan, VerifyResult } from './plan';
 import type { EffectivePolicy } from './policy';
+import type { TargetInfo } from './requests';
 
 export interface RemediationInput {
-  kind: KindName;
+  /** A catalogue kind (the CLI accepts only those); the engine itself also runs test-only kinds. */
+  kind: KindName | (string & {});
   /** Target account; when absent, the account of the worker's credentials. */
   account?: string;
   params: Record<string, string>;
@@ -74,13 +77,15 @@ export interface Progress {
 }
 
 export interface RemediationStatus {
-  kind: KindName;
+  kind: string;
   workflowId: string;
   phase: Phase;
   requestedBy: string;
   dryRun: boolean;
   startedAt: string;
   policy?: EffectivePolicy;
+  /** The account the run acts in and how it is reached (assumed role, session name). */
+  target?: TargetInfo;
   plan?: Plan;
   /** When the approval gate stops waiting. */
   expiresAt?: string;
@@ -98,30 +103,57 @@ export interface RemediationStatus {
   finishedAt?: string;
 }
 
+/** The answer of the `decide` update: accepted, or refused with the reason (recorded in history either way). */
+export interface DecideReply {
+  accepted: boolean;
+  seq: number;
+  reason?: RefusalReason;
+  message?: string;
+  /** The run's phase after the decision. */
+  phase: Phase;
+  /** Approvals counted so far, and the quorum they count towards. */
+  approvals: number;
+  quorum?: number;
+}
+
 export const decideSignal = defineSignal<[DecideSignal]>('decide');
+/** The same decision as a Workflow Update: the sender learns at once whether it was accepted. */
+export const decideUpdate = defineUpdate<DecideReply, [DecideSignal]>('decide');
 export const statusQuery = defineQuery<RemediationStatus>('status');
+
+/** Bounds on what a decision may carry: an outsider cannot grow the run's state, query or result. */
+export const DECISION_LIMITS = { approver: 256, comment: 2_000 } as const;
+
+/** The `decide` payload's schema: the one check for the signal, the update and the CLI. */
+export const decideSchema = z
+  .object({
+    decision: z.enum(['approve', 'reject'], { error: 'decision must be "approve" or "reject"' }),
+    approver: z
+      .string({ error: 'approver must be a non-empty string' })
+      .trim()
+      .min(1, { error: 'approver must be a non-empty string' })
+      .max(DECISION_LIMITS.approver, { error: `approver must be at most ${DECISION_LIMITS.approver} characters` }),
+    planDigest: z
+      .string({ error: "planDigest must be the plan's 64-character hex SHA-256 digest" })
+      .regex(/^[0-9a-f]{64}$/, { error: "planDigest must be the plan's 64-character hex SHA-256 digest" }),
+    comment: z
+      .string({ error: 'comment must be a string' })
+      .max(DECISION_LIMITS.comment, { error: `comment must be at most ${DECISION_LIMITS.comment} characters` })
+      .optional(),
+  })
+  .strict();
 
 /**
  * Check a decide payload received from outside (it may come from the stock temporal CLI).
- * Returns the decision, or a reason it is malformed.
+ * Returns the decision, or a one-line reason it is malformed.
  */
 export function parseDecideSignal(raw: unknown): DecideSignal | string {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return 'the payload must be a JSON object';
-  const r = raw as Record<string, unknown>;
-  if (r.decision !== 'approve' && r.decision !== 'reject') return 'decision must be "approve" or "reject"';
-  if (typeof r.approver !== 'string' || r.approver.trim() === '') return 'approver must be a non-empty string';
-  if (typeof r.planDigest !== 'string' || !/^[0-9a-f]{64}$/.test(r.planDigest)) {
-    return 'planDigest must be the plan\'s 64-character hex SHA-256 digest';
-  }
-  if (r.comment !== undefined && typeof r.comment !== 'string') return 'comment must be a string';
-  const extra = Object.keys(r).filter((k) => !['decision', 'approver', 'planDigest', 'comment'].includes(k));
-  if (extra.length > 0) return `unknown field(s): ${extra.join(', ')}`;
-  return {
-    decision: r.decision,
-    approver: r.approver.trim(),
-    planDigest: r.planDigest,
-    ...(typeof r.comment === 'string' ? { comment: r.comment } : {}),
-  };
+  const parsed = decideSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  if (issue?.code === 'unrecognized_keys') return `unknown field(s): ${issue.keys.join(', ')}`;
+  return issue?.message ?? 'invalid decision';
 }
 
 export function workflowIdFor(kind: KindName, account: string, suffix?: string): string {

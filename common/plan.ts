@@ -3,7 +3,6 @@
  * Plans are produced by activities, so they sit in history and replay never re-runs planner code.
  */
 import type { Json } from './json';
-import type { KindName } from './kinds';
 
 export interface Change {
   /** Unique within the plan, stable across replays: `<action>/<resource name>`. */
@@ -44,12 +43,23 @@ export interface LeftAlone {
   review?: boolean;
 }
 
+/** What a kind's plan activity returns; the engine adds the kind, target, parameters and digest. */
+export interface KindPlan {
+  createdAt: string;
+  stages: Stage[];
+  changes: Change[];
+  leftAlone: LeftAlone[];
+  /** Resources left alone but not listed because the list would grow without bound. */
+  leftAloneNotListed?: number;
+  notes: string[];
+}
+
 export interface PlanBody {
-  kind: KindName;
+  kind: string;
   account: string;
   region: string;
-  /** The parameters as interpreted (defaults filled in). */
-  params: Record<string, string>;
+  /** The parameters as interpreted (typed, defaults filled in). */
+  params: Record<string, Json>;
   createdAt: string;
   stages: Stage[];
   changes: Change[];

@@ -5,12 +5,17 @@
  */
 import { z } from 'zod';
 import { tryParseDuration } from './duration';
-import type { KindName } from './kinds';
 
 const perKind = <T extends z.ZodTypeAny>(value: T) => z.record(z.string(), value);
 
-const duration = z.string().refine((s) => (tryParseDuration(s) ?? 0) > 0, {
-  message: 'must be a duration such as 7d, 12h or 30s',
+/** The approval window: long enough for a holiday, short enough that a forgotten plan goes stale. */
+const MAX_APPROVAL_TIMEOUT_MS = 90 * 86_400_000;
+
+const duration = z.string().refine((s) => {
+  const ms = tryParseDuration(s) ?? 0;
+  return ms >= 1_000 && ms <= MAX_APPROVAL_TIMEOUT_MS;
+}, {
+  message: 'must be a duration between 1s and 90d, such as 7d, 12h or 30s',
 });
 
 export const approvalPolicySchema = z
@@ -41,7 +46,7 @@ export const BUILT_IN_PROTECTED_PRINCIPALS = [
 
 /** The policy as it applies to one kind: what the workflow records and enforces. */
 export interface EffectivePolicy {
-  kind: KindName;
+  kind: string;
   source: string;
   approvers: string[];
   quorum: number;
@@ -50,7 +55,7 @@ export interface EffectivePolicy {
   maxChanges: number;
 }
 
-export function effectivePolicy(file: ApprovalPolicyFile, kind: KindName, source: string): EffectivePolicy {
+export function effectivePolicy(file: ApprovalPolicyFile, kind: string, source: string): EffectivePolicy {
   const approvers = file.approvers[kind] ?? file.approvers['*'] ?? [];
   const quorum = file.quorum[kind] ?? file.quorum['*'] ?? 1;
   return {
@@ -113,4 +118,19 @@ export function principalMatches(pattern: string, arn: string): boolean {
   const re = new RegExp(`^${escaped}$`, 'i');
   const full = normalisePartition(arn);
   return re.test(full) || re.test(withoutPath(full));
+}
+
+/** The first pattern that protects `arn`, if any. */
+export function protectingPattern(patterns: readonly string[], arn: string): string | undefined {
+  return patterns.find((p) => principalMatches(p, arn));
+}
+
+/**
+ * The IAM principal behind a caller ARN: an assumed-role session
+ * (`arn:aws:sts::1:assumed-role/Role/session`) is its role (`arn:aws:iam::1:role/Role`); a user or
+ * role ARN is itself. Protecting the role protects every session of it.
+ */
+export function iamPrincipalOf(callerArn: string): string {
+  const m = /^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role\/([^/]+)\/.+$/.exec(callerArn);
+  return m ? `arn:${m[1]}:iam::${m[2]}:role/${m[3]}` : callerArn;
 }

@@ -11,6 +11,12 @@ export function evidenceMarkdown(e: EvidenceRecord): string {
   out.push(`- Workflow: ${e.workflow.type}, run ${e.workflow.runId}, namespace ${e.workflow.namespace}, ${e.workflow.historyEvents} history events (${e.workflow.state})`);
   out.push(`- Requested by **${e.requestedBy}** at ${e.workflow.startedAt}${e.workflow.closedAt ? `; closed ${e.workflow.closedAt}` : ''}`);
   out.push(`- Outcome: **${e.outcome ?? 'in progress'}**${e.outcomeReason ? ` — ${e.outcomeReason}` : ''}`);
+  if (e.target) {
+    const t = e.target;
+    out.push(
+      `- Account: ${t.account}${t.accountName ? ` (${t.accountName})` : ''}${t.organizationId ? ` in organization ${t.organizationId}` : ''}; acted as ${t.actingArn}${t.roleArn ? ` — role ${t.roleArn} assumed by ${t.workerArn}, session name \`${t.sessionName ?? ''}\` (search the account's CloudTrail for it)` : ''}`,
+    );
+  }
   if (e.policy) out.push(`- Approval policy: ${e.policy.source}; quorum ${e.policy.quorum} of ${e.policy.approvers.join(', ')}`);
   if (e.plan) {
     out.push(`- Plan digest: \`${e.plan.digest}\` (${e.plan.digestVerified ? 'verified against the plan body' : '**does not match the plan body**'})`);

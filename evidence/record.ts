@@ -7,21 +7,26 @@ import type { temporal } from '@temporalio/proto';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { planDigestMatches } from '../common/digest';
-import { KINDS, isKindName } from '../common/kinds';
+import { isKindName, kindSpec } from '../common/kinds';
 import type { RemediationInput, RemediationStatus } from '../common/messages';
 import type { ChangeResult, Plan } from '../common/plan';
 import type { EffectivePolicy } from '../common/policy';
+import type { ActivityRole, TargetInfo } from '../common/requests';
 
 type History = temporal.api.history.v1.IHistory;
 type Payloads = temporal.api.common.v1.IPayloads | null | undefined;
 
-export interface SignalEvidence {
+/** A message as the Temporal server recorded it: a `decide` signal, or a `decide` update and its answer. */
+export interface MessageEvidence {
   eventId: number;
   at: string;
+  via: 'signal' | 'update';
   name: string;
   /** The identity of the client that sent it (as the Temporal server recorded it). */
   sentBy: string;
   payload: unknown;
+  /** An update's answer (accepted, or refused with the reason), from its completion event. */
+  reply?: unknown;
 }
 
 export interface EvidenceRecord {
@@ -44,8 +49,11 @@ export interface EvidenceRecord {
   startedBy: string;
   input: RemediationInput | undefined;
   policy: EffectivePolicy | undefined;
+  /** The account acted in, and the assumed role and session name when it is not the worker's own. */
+  target: TargetInfo | undefined;
   plan: (Plan & { digestVerified: boolean }) | undefined;
-  signals: SignalEvidence[];
+  /** Every decision received, in order, whether by signal or by update. */
+  messages: MessageEvidence[];
   decisions: RemediationStatus['decisions'];
   refused: RemediationStatus['refused'];
   approvedBy: string[];
@@ -55,7 +63,17 @@ export interface EvidenceRecord {
   outcome: RemediationStatus['outcome'];
   outcomeReason: string | undefined;
   /** Activity failures recorded in history (each attempt that failed for good). */
-  failures: { eventId: number; at: string; activity: string; message: string }[];
+  failures: { eventId: number; at: string; activity: string; role?: ActivityRole; changeId?: string; message: string }[];
+}
+
+const ROLES: readonly ActivityRole[] = ['policy', 'target', 'plan', 'snapshot', 'apply', 'rollback', 'verify'];
+
+/** The engine's mark on an activity id: `plan`, `snapshot:<changeId>`, … (workflows/lifecycle.ts callActivity). */
+export function activityRole(activityId: string): { role?: ActivityRole; changeId?: string } {
+  const colon = activityId.indexOf(':');
+  const role = (colon < 0 ? activityId : activityId.slice(0, colon)) as ActivityRole;
+  if (!ROLES.includes(role)) return {};
+  return colon < 0 ? { role } : { role, changeId: activityId.slice(colon + 1) };
 }
 
 function decode(payloads: Payloads): unknown {
@@ -74,7 +92,7 @@ export function buildEvidence(
 ): EvidenceRecord {
   const now = options.now ?? new Date();
   const events = history.events ?? [];
-  const scheduled = new Map<number, { name: string; input: unknown }>();
+  const scheduled = new Map<number, { name: string; role?: ActivityRole; changeId?: string }>();
   const snapshots = new Map<string, unknown>();
   let input: RemediationInput | undefined;
   let type = '';
@@ -83,9 +101,11 @@ export function buildEvidence(
   let startedBy = '';
   let closedAt: string | undefined;
   let policy: EffectivePolicy | undefined;
+  let target: TargetInfo | undefined;
   let plan: Plan | undefined;
   let final: RemediationStatus | undefined;
-  const signals: SignalEvidence[] = [];
+  const messages: MessageEvidence[] = [];
+  const updates = new Map<number, MessageEvidence>();
   const failures: EvidenceRecord['failures'] = [];
 
   for (const e of events) {
@@ -100,23 +120,32 @@ export function buildEvidence(
       startedBy = a.identity ?? '';
     } else if (e.activityTaskScheduledEventAttributes) {
       const a = e.activityTaskScheduledEventAttributes;
-      scheduled.set(id, { name: a.activityType?.name ?? '', input: decode(a.input) });
+      scheduled.set(id, { name: a.activityType?.name ?? '', ...activityRole(a.activityId ?? '') });
     } else if (e.activityTaskCompletedEventAttributes) {
       const a = e.activityTaskCompletedEventAttributes;
       const activity = scheduled.get(Number(a.scheduledEventId ?? 0));
       const result = decode(a.result);
-      if (activity?.name === 'loadApprovalPolicy') policy = result as EffectivePolicy;
-      else if (activity?.name.startsWith('plan')) plan = result as Plan;
-      else if (activity?.name.startsWith('snapshot')) {
-        const changeId = (activity.input as { change?: { id?: string } } | undefined)?.change?.id;
-        if (changeId) snapshots.set(changeId, result);
-      }
+      // By the role the engine marked on the activity id, never by the kind's activity names.
+      if (activity?.role === 'policy') policy = result as EffectivePolicy;
+      else if (activity?.role === 'target') target = result as TargetInfo;
+      else if (activity?.role === 'plan') plan = result as Plan;
+      else if (activity?.role === 'snapshot' && activity.changeId) snapshots.set(activity.changeId, result);
     } else if (e.activityTaskFailedEventAttributes) {
       const a = e.activityTaskFailedEventAttributes;
-      failures.push({ eventId: id, at, activity: scheduled.get(Number(a.scheduledEventId ?? 0))?.name ?? '', message: a.failure?.message ?? '' });
+      const activity = scheduled.get(Number(a.scheduledEventId ?? 0));
+      failures.push({ eventId: id, at, activity: activity?.name ?? '', ...(activity?.role ? { role: activity.role } : {}), ...(activity?.changeId ? { changeId: activity.changeId } : {}), message: a.failure?.message ?? '' });
     } else if (e.workflowExecutionSignaledEventAttributes) {
       const a = e.workflowExecutionSignaledEventAttributes;
-      signals.push({ eventId: id, at, name: a.signalName ?? '', sentBy: a.identity ?? '', payload: decode(a.input) });
+      messages.push({ eventId: id, at, via: 'signal', name: a.signalName ?? '', sentBy: a.identity ?? '', payload: decode(a.input) });
+    } else if (e.workflowExecutionUpdateAcceptedEventAttributes) {
+      const request = e.workflowExecutionUpdateAcceptedEventAttributes.acceptedRequest;
+      const message: MessageEvidence = { eventId: id, at, via: 'update', name: request?.input?.name ?? '', sentBy: request?.meta?.identity ?? '', payload: decode(request?.input?.args) };
+      messages.push(message);
+      updates.set(id, message);
+    } else if (e.workflowExecutionUpdateCompletedEventAttributes) {
+      const a = e.workflowExecutionUpdateCompletedEventAttributes;
+      const message = updates.get(Number(a.acceptedEventId ?? 0));
+      if (message) message.reply = a.outcome?.success ? decode(a.outcome.success) : { failure: a.outcome?.failure?.message ?? 'failed' };
     } else if (e.workflowExecutionCompletedEventAttributes) {
       final = decode(e.workflowExecutionCompletedEventAttributes.result) as RemediationStatus;
       closedAt = at;
@@ -137,13 +166,14 @@ export function buildEvidence(
     generatedAt: now.toISOString(),
     workflow: { ...meta, type, taskQueue, startedAt, closedAt, historyEvents: events.length, state: closedAt ? 'closed' : 'running' },
     kind,
-    controls: isKindName(kind) ? KINDS[kind].controls : [],
+    controls: isKindName(kind) ? kindSpec(kind).controls : [],
     requestedBy: input?.requestedBy ?? '',
     startedBy,
     input,
     policy,
+    target,
     plan: plan ? { ...plan, digestVerified: planDigestMatches(plan) } : undefined,
-    signals,
+    messages,
     decisions: final?.decisions ?? [],
     refused: final?.refused ?? [],
     approvedBy: (final?.decisions ?? []).filter((d) => d.decision === 'approve').map((d) => d.approver),

@@ -5,8 +5,14 @@
  * A reject is accepted from a policy approver or from the requester (withdrawing their own request),
  * while awaiting approval or during apply (it halts the run and rolls back what is reversible).
  */
-import type { RecordedDecision, RefusalReason, RemediationStatus } from '../common/messages';
-import { parseDecideSignal } from '../common/messages';
+import type { DecideReply, DecideSignal, RecordedDecision, RefusalReason, RemediationStatus } from '../common/messages';
+import { DECISION_LIMITS, parseDecideSignal } from '../common/messages';
+
+/** A field of a malformed decision, kept only as far as a well-formed one could be: state stays bounded. */
+function clipped(value: unknown, max: number): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  return value.length > max ? `${value.slice(0, max)}… (${value.length} characters)` : value;
+}
 
 /**
  * People's names compare without regard to case or surrounding space: "Dana" and "dana" are one
@@ -32,27 +38,44 @@ export class ApprovalGate {
     return this.rejection;
   }
 
-  receive(raw: unknown): void {
+  /** Take a decision (from the signal or the update), record it accepted or refused, and say which. */
+  receive(raw: unknown): DecideReply {
     const status = this.status;
     const seq = ++status.decisionsReceived;
     const at = new Date().toISOString();
+    const reply = (reason?: RefusalReason, message?: string): DecideReply => ({
+      accepted: reason === undefined,
+      seq,
+      ...(reason ? { reason, message } : {}),
+      phase: status.phase,
+      approvals: this.approvals.size,
+      ...(status.policy ? { quorum: status.policy.quorum } : {}),
+    });
     const parsed = parseDecideSignal(raw);
     if (typeof parsed === 'string') {
       const r = raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
+      const message = `malformed decision: ${parsed}`;
       status.refused.push({
         seq,
         at,
-        decision: typeof r.decision === 'string' ? r.decision : undefined,
-        approver: typeof r.approver === 'string' ? r.approver : undefined,
-        planDigest: typeof r.planDigest === 'string' ? r.planDigest : undefined,
+        decision: clipped(r.decision, 16),
+        approver: clipped(r.approver, DECISION_LIMITS.approver),
+        planDigest: clipped(r.planDigest, 64),
         reason: 'malformed',
-        message: `malformed decision: ${parsed}`,
+        message,
       });
-      return;
+      return reply('malformed', message);
     }
-    const refuse = (reason: RefusalReason, message: string): void => {
+    const verdict: { refusal?: { reason: RefusalReason; message: string } } = {};
+    this.judge(parsed, seq, at, (reason, message) => {
       status.refused.push({ seq, at, ...parsed, reason, message });
-    };
+      verdict.refusal = { reason, message };
+    });
+    return verdict.refusal ? reply(verdict.refusal.reason, verdict.refusal.message) : reply();
+  }
+
+  private judge(parsed: DecideSignal, seq: number, at: string, refuse: (reason: RefusalReason, message: string) => void): void {
+    const status = this.status;
     const { plan, policy } = status;
     const applyingPhases = ['applying', 'soaking'];
     if (!plan || !policy || (status.phase !== 'awaiting-approval' && !applyingPhases.includes(status.phase))) {

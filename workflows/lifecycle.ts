@@ -5,6 +5,7 @@
  *
  * Deterministic code only: no I/O, no Node APIs. Every side effect is an activity.
  */
+import type { ActivityOptions } from '@temporalio/workflow';
 import {
   ActivityFailure,
   ApplicationFailure,
@@ -20,26 +21,91 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Outcome, Phase, RemediationInput, RemediationStatus } from '../common/messages';
-import { decideSignal, statusQuery } from '../common/messages';
+import { decideSignal, decideUpdate, statusQuery } from '../common/messages';
 import type { Change, ChangeOutcome, ChangeResult, Plan, Stage, VerifyResult } from '../common/plan';
-import type { ChangeRequest, PlanRequest, RollbackRequest, VerifyRequest } from '../common/requests';
+import type { EffectivePolicy } from '../common/policy';
+import { protectingPattern } from '../common/policy';
+import type { ActivityRole, ChangeRequest, PlanRequest, RollbackRequest, TargetInfo, TargetRequest, VerifyRequest } from '../common/requests';
 import type { Json } from '../common/json';
 import { ApprovalGate, sameIdentity } from './approval';
 import { durationMs } from './durations';
 
-export interface RemediationDefinition {
-  plan(request: PlanRequest): Promise<Plan>;
-  /** Full snapshot of a resource before a destructive change (it lands in history). */
-  snapshot?(request: ChangeRequest): Promise<Json>;
-  apply: Record<string, (request: ChangeRequest) => Promise<ChangeOutcome>>;
-  rollback?: Record<string, (request: RollbackRequest) => Promise<ChangeOutcome>>;
-  verify(request: VerifyRequest): Promise<VerifyResult>;
+/** An activity a kind registers, by name, with the timeouts and retries it runs under. */
+export interface ActivityRef {
+  name: string;
+  options: ActivityOptions;
 }
 
-const { loadApprovalPolicy } = proxyActivities<Activities>({
+/** A catalogue kind's activity: the name is checked against what the worker registers. */
+export function activity(name: keyof Activities & string, options: ActivityOptions): ActivityRef {
+  return { name, options };
+}
+
+/**
+ * What a kind gives the engine: its activities by role. The engine calls them, marks each call's
+ * activity id with its role (and change), and applies every guarantee around them.
+ */
+export interface RemediationDefinition {
+  plan: ActivityRef;
+  /** Full snapshot of a resource before a destructive change (it lands in history). */
+  snapshot?: ActivityRef;
+  /** One activity per change action. */
+  apply: Record<string, ActivityRef>;
+  rollback?: Record<string, ActivityRef>;
+  verify: ActivityRef;
+}
+
+const ENGINE_ACTIVITY: ActivityOptions = {
   startToCloseTimeout: '1m',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
-});
+};
+
+/**
+ * Call an activity under an id that says what it is for — `plan`, `snapshot:<change>`,
+ * `apply:<change>`, `rollback:<change>`, `verify` — so evidence is built from these marks and a kind's
+ * activity names are its own. Each id is used once per run (Temporal requires pending ids be unique).
+ */
+function callActivity<R, Q extends { role: ActivityRole } = { role: ActivityRole }>(ref: ActivityRef, role: ActivityRole, request: Q, changeId?: string): Promise<R> {
+  const proxy = proxyActivities<Record<string, (arg: unknown) => Promise<R>>>({ ...ref.options, activityId: changeId ? `${role}:${changeId}` : role });
+  return (proxy[ref.name] as (arg: unknown) => Promise<R>)(request);
+}
+
+/**
+ * Reasons a plan cannot be run as given, found before anyone is asked to approve it: a change this
+ * kind has no activity for, a destructive change with no snapshot to take first, a dependency on a
+ * change that runs later or not at all, a change on a protected principal.
+ */
+export function planProblems(plan: Plan, def: RemediationDefinition, target: TargetInfo, protectedPrincipals: readonly string[]): string[] {
+  const problems: string[] = [];
+  if (plan.account !== target.account) problems.push(`the plan is for account ${plan.account}, but the run targets ${target.account}`);
+  const stageIndex = new Map(plan.stages.map((s, i) => [s.name, i]));
+  if (stageIndex.size !== plan.stages.length) problems.push('two stages share a name');
+  const seen = new Map<string, Change>();
+  for (const change of plan.changes) {
+    if (seen.has(change.id)) problems.push(`two changes share the id ${change.id}`);
+    seen.set(change.id, change);
+    if (!stageIndex.has(change.stage)) problems.push(`${change.id} names stage "${change.stage}", which the plan does not have`);
+    if (!def.apply[change.action]) problems.push(`${change.id}: no activity applies action "${change.action}"`);
+    if (change.destructive && !def.snapshot) problems.push(`${change.id} is destructive, and this kind takes no snapshot to keep first`);
+    for (const id of change.dependsOn ?? []) {
+      const dep = seen.get(id);
+      if (!dep) problems.push(`${change.id} depends on ${id}, which is not an earlier change of the plan`);
+      else if ((stageIndex.get(dep.stage) ?? 0) > (stageIndex.get(change.stage) ?? 0)) problems.push(`${change.id} depends on ${id}, which runs in a later stage`);
+    }
+    const pattern = protectingPattern(protectedPrincipals, change.resource);
+    if (pattern) problems.push(`${change.id} would change ${change.resource}, which is protected (matches ${pattern})`);
+  }
+  for (const stage of plan.stages) {
+    if (stage.soakBefore !== undefined) {
+      try {
+        durationMs(stage.soakBefore);
+      } catch (err) {
+        problems.push(`stage ${stage.name}: ${(err as Error).message}`);
+      }
+    }
+  }
+  return problems;
+}
 
 const DEFAULT_CONCURRENCY = 4;
 
@@ -73,7 +139,11 @@ export async function runRemediation(input: RemediationInput, def: RemediationDe
     return r ? `${r.approver}${r.comment ? ` (${r.comment})` : ''}` : 'unknown';
   };
   setHandler(statusQuery, () => status);
-  setHandler(decideSignal, (decision) => gate.receive(decision));
+  setHandler(decideSignal, (decision) => {
+    gate.receive(decision);
+  });
+  // No validator: a refused decision is still an accepted update, so its refusal is in history.
+  setHandler(decideUpdate, (decision) => gate.receive(decision));
 
   const finish = (outcome: Outcome, reason?: string): RemediationStatus => {
     enterPhase(status, 'done');
@@ -89,37 +159,56 @@ export async function runRemediation(input: RemediationInput, def: RemediationDe
 
   const appliedResults = new Map<string, ChangeResult>();
   try {
-    status.policy = await loadApprovalPolicy({ kind: input.kind, dryRun: status.dryRun });
-    enterPhase(status, 'planning');
-    const plan = await def.plan({
+    const policy: EffectivePolicy = await callActivity({ name: 'loadApprovalPolicy', options: ENGINE_ACTIVITY }, 'policy', {
+      role: 'policy',
       kind: input.kind,
-      workflowId: info.workflowId,
-      account: input.account,
+      dryRun: status.dryRun,
+    });
+    status.policy = policy;
+    const targetRequest: TargetRequest = { role: 'target', kind: input.kind, workflowId: info.workflowId, ...(input.account ? { account: input.account } : {}) };
+    const target: TargetInfo = await callActivity({ name: 'resolveTarget', options: ENGINE_ACTIVITY }, 'target', targetRequest);
+    status.target = target;
+    // The policy's patterns (built-ins included) and the principals the run itself stands on.
+    const protectedPrincipals = [...policy.protectedPrincipals, ...target.selfPrincipals];
+    const scope = { workflowId: info.workflowId, account: target.account, region: target.region };
+
+    enterPhase(status, 'planning');
+    const planRequest: PlanRequest = {
+      role: 'plan',
+      kind: input.kind,
+      ...scope,
       params: input.params,
       requestedBy: input.requestedBy,
-      policy: status.policy,
-    });
+      policy,
+      target,
+      protectedPrincipals,
+    };
+    const plan: Plan = await callActivity(def.plan, 'plan', planRequest);
     status.plan = plan;
     status.progress.total = plan.changes.length;
 
+    const problems = planProblems(plan, def, target, protectedPrincipals);
+    if (problems.length > 0) {
+      return finish('failed', `the plan cannot be run as given, so nothing was submitted or changed: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}`);
+    }
     if (plan.changes.length === 0) return finish('no-op', 'nothing to change');
     if (status.dryRun) return finish('planned', 'dry run: the plan was not submitted for approval');
-    if (plan.changes.length > status.policy.maxChanges) {
+    if (plan.changes.length > policy.maxChanges) {
       return finish(
         'failed',
-        `the plan has ${plan.changes.length} changes, over the policy's maxChanges of ${status.policy.maxChanges}; narrow the scope (parameters) or raise maxChanges`,
+        `the plan has ${plan.changes.length} changes, over the policy's maxChanges of ${policy.maxChanges}; narrow the scope (parameters) or raise maxChanges`,
       );
     }
 
     // The approval gate. Fail fast when the quorum cannot be met without the requester.
-    const eligible = status.policy.approvers.filter((a) => !sameIdentity(a, input.requestedBy));
-    if (eligible.length < status.policy.quorum) {
+    const eligible = policy.approvers.filter((a) => !sameIdentity(a, input.requestedBy));
+    if (eligible.length < policy.quorum) {
       return finish(
         'failed',
-        `the policy needs ${status.policy.quorum} approval(s) but only ${eligible.length} approver(s) other than the requester ${input.requestedBy} are listed in ${status.policy.source}`,
+        `the policy needs ${policy.quorum} approval(s) but only ${eligible.length} approver(s) other than the requester ${input.requestedBy} are listed in ${policy.source}`,
       );
     }
-    const timeoutMs = durationMs(status.policy.approvalTimeout);
+    const timeoutMs = durationMs(policy.approvalTimeout);
     status.expiresAt = new Date(Date.now() + timeoutMs).toISOString();
     enterPhase(status, 'awaiting-approval');
     const decided = await condition(() => gate.approved || rejection() !== undefined, timeoutMs);
@@ -129,8 +218,7 @@ export async function runRemediation(input: RemediationInput, def: RemediationDe
     if (!decided) return finish('expired', `no quorum of approvals before ${status.expiresAt}`);
 
     // Apply, stage by stage.
-    const target = { workflowId: info.workflowId, account: plan.account, region: plan.region };
-    const protectedPrincipals = status.policy.protectedPrincipals;
+    const context: StageContext = { plan, def, status, appliedResults, scope, protectedPrincipals };
     for (const stage of plan.stages) {
       if (stage.soakBefore) {
         const soakMs = durationMs(stage.soakBefore);
@@ -141,14 +229,14 @@ export async function runRemediation(input: RemediationInput, def: RemediationDe
         status.soakUntil = undefined;
       }
       if (rejection()) {
-        await rollBack(plan, def, status, appliedResults, target);
+        await rollBack(context);
         return finish('rolled-back', `halted by ${byWhom()} before stage "${stage.name}"`);
       }
       enterPhase(status, 'applying');
       status.stage = stage.name;
-      const failed = await runStage(stage, plan, def, status, appliedResults, { ...target, protectedPrincipals }, () => rejection() !== undefined);
+      const failed = await runStage(stage, context, () => rejection() !== undefined);
       if (failed > 0 || rejection()) {
-        await rollBack(plan, def, status, appliedResults, target);
+        await rollBack(context);
         if (rejection()) return finish('rolled-back', `halted by ${byWhom()} during stage "${stage.name}"`);
         return finish('failed', `${failed} change(s) failed in stage "${stage.name}"; ${status.progress.rolledBack} reversible change(s) rolled back`);
       }
@@ -159,7 +247,8 @@ export async function runRemediation(input: RemediationInput, def: RemediationDe
     const applied = plan.changes
       .filter((c) => appliedResults.has(c.id))
       .map((change) => ({ change, result: appliedResults.get(change.id) as ChangeResult }));
-    status.verification = await def.verify({ ...target, applied });
+    const verifyRequest: VerifyRequest = { role: 'verify', ...scope, applied };
+    status.verification = await callActivity<VerifyResult>(def.verify, 'verify', verifyRequest);
     if (!status.verification.ok) {
       const bad = status.verification.checks.filter((c) => !c.ok).map((c) => `${c.changeId}: ${c.detail}`);
       return finish('failed', `verification failed: ${bad.join('; ')}`);
@@ -168,13 +257,22 @@ export async function runRemediation(input: RemediationInput, def: RemediationDe
   } catch (err) {
     if (isCancellation(err)) {
       await CancellationScope.nonCancellable(async () => {
-        const plan = status.plan;
-        if (plan) await rollBack(plan, def, status, appliedResults, { workflowId: info.workflowId, account: plan.account, region: plan.region });
+        const { plan, target, policy } = status;
+        if (plan && target && policy) {
+          await rollBack({
+            plan,
+            def,
+            status,
+            appliedResults,
+            scope: { workflowId: info.workflowId, account: target.account, region: target.region },
+            protectedPrincipals: [...policy.protectedPrincipals, ...target.selfPrincipals],
+          });
+        }
       });
       return finish('cancelled', `the workflow was cancelled; ${status.progress.rolledBack} reversible change(s) rolled back`);
     }
-    // An activity that failed for good outside a stage (policy, plan, verify): the run fails with the
-    // reason in its result, rather than failing the workflow task and looking stuck.
+    // An activity that failed for good outside a stage (policy, target, plan, verify): the run fails
+    // with the reason in its result, rather than failing the workflow task and looking stuck.
     const message = err instanceof Error ? err.message : String(err);
     const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
     if (err instanceof ApplicationFailure || err instanceof ActivityFailure) {
@@ -184,15 +282,21 @@ export async function runRemediation(input: RemediationInput, def: RemediationDe
   }
 }
 
-async function runStage(
-  stage: Stage,
-  plan: Plan,
-  def: RemediationDefinition,
-  status: RemediationStatus,
-  appliedResults: Map<string, ChangeResult>,
-  target: Omit<ChangeRequest, 'change'>,
-  halted: () => boolean,
-): Promise<number> {
+interface StageContext {
+  plan: Plan;
+  def: RemediationDefinition;
+  status: RemediationStatus;
+  appliedResults: Map<string, ChangeResult>;
+  scope: { workflowId: string; account: string; region: string };
+  protectedPrincipals: string[];
+}
+
+function failureMessage(err: unknown): string {
+  return err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+}
+
+async function runStage(stage: Stage, ctx: StageContext, halted: () => boolean): Promise<number> {
+  const { plan, def, status, appliedResults } = ctx;
   const queue = plan.changes.filter((c) => c.stage === stage.name);
   let failed = 0;
   const record = (result: ChangeResult): void => {
@@ -210,22 +314,23 @@ async function runStage(
       record({ changeId: change.id, status: 'skipped', at: new Date().toISOString(), detail: `depends on ${why.join(', ')}` });
       return;
     }
+    // planProblems() refused plans without these before approval; kept as a fail-closed backstop.
     const apply = def.apply[change.action];
-    if (!apply) {
+    if (!apply || (change.destructive && !def.snapshot)) {
       failed++;
-      record({ changeId: change.id, status: 'failed', at: new Date().toISOString(), detail: `no activity applies action "${change.action}"` });
-      return;
-    }
-    if (change.destructive && !def.snapshot) {
-      failed++;
-      record({ changeId: change.id, status: 'failed', at: new Date().toISOString(), detail: 'a destructive change needs a snapshot first, and this kind defines none' });
+      record({ changeId: change.id, status: 'failed', at: new Date().toISOString(), detail: !apply ? `no activity applies action "${change.action}"` : 'a destructive change needs a snapshot first, and this kind defines none' });
       return;
     }
     let snapshot: Json | undefined;
+    const base = { ...ctx.scope, change, protectedPrincipals: ctx.protectedPrincipals };
     try {
       // The snapshot is an activity result of its own, so it is in history before anything is destroyed.
-      if (change.destructive && def.snapshot) snapshot = await def.snapshot({ ...target, change });
-      const outcome = await apply({ ...target, change, ...(snapshot !== undefined ? { snapshot } : {}) });
+      if (change.destructive && def.snapshot) {
+        const request: ChangeRequest = { role: 'snapshot', ...base };
+        snapshot = await callActivity<Json>(def.snapshot, 'snapshot', request, change.id);
+      }
+      const request: ChangeRequest = { role: 'apply', ...base, ...(snapshot !== undefined ? { snapshot } : {}) };
+      const outcome = await callActivity<ChangeOutcome>(apply, 'apply', request, change.id);
       const result: ChangeResult = {
         changeId: change.id,
         status: outcome.status,
@@ -238,8 +343,7 @@ async function runStage(
       record(result);
     } catch (err) {
       failed++;
-      const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
-      record({ changeId: change.id, status: 'failed', at: new Date().toISOString(), detail: message, ...(snapshot !== undefined ? { snapshotTaken: true } : {}) });
+      record({ changeId: change.id, status: 'failed', at: new Date().toISOString(), detail: failureMessage(err), ...(snapshot !== undefined ? { snapshotTaken: true } : {}) });
     }
   };
   // A change, once started, runs to its end even if the run is cancelled: cancelling an AWS call
@@ -263,32 +367,18 @@ async function runStage(
  * Undo, newest first, every applied reversible change that no applied change depends on
  * (undoing a disable under a deleted user would be meaningless).
  */
-async function rollBack(
-  plan: Plan,
-  def: RemediationDefinition,
-  status: RemediationStatus,
-  appliedResults: Map<string, ChangeResult>,
-  target: { workflowId: string; account: string; region: string },
-): Promise<void> {
-  const dependedOn = new Set(
-    plan.changes.filter((c) => appliedResults.has(c.id)).flatMap((c) => c.dependsOn ?? []),
-  );
-  const undo = plan.changes
-    .filter((c) => c.reversible && appliedResults.has(c.id) && !dependedOn.has(c.id))
-    .reverse();
+async function rollBack(ctx: StageContext): Promise<void> {
+  const { plan, appliedResults } = ctx;
+  const dependedOn = new Set(plan.changes.filter((c) => appliedResults.has(c.id)).flatMap((c) => c.dependsOn ?? []));
+  const undo = plan.changes.filter((c) => c.reversible && appliedResults.has(c.id) && !dependedOn.has(c.id)).reverse();
   if (undo.length === 0) return;
-  enterPhase(status, 'rolling-back');
+  enterPhase(ctx.status, 'rolling-back');
   // A rollback is never abandoned half-way: a cancel arriving now takes effect after it.
-  await CancellationScope.nonCancellable(() => undoAll(undo, def, status, appliedResults, target));
+  await CancellationScope.nonCancellable(() => undoAll(undo, ctx));
 }
 
-async function undoAll(
-  undo: Change[],
-  def: RemediationDefinition,
-  status: RemediationStatus,
-  appliedResults: Map<string, ChangeResult>,
-  target: { workflowId: string; account: string; region: string },
-): Promise<void> {
+async function undoAll(undo: Change[], ctx: StageContext): Promise<void> {
+  const { def, status, appliedResults } = ctx;
   for (const change of undo) {
     const result = appliedResults.get(change.id) as ChangeResult;
     const rollback = def.rollback?.[change.action];
@@ -298,12 +388,12 @@ async function undoAll(
       continue;
     }
     try {
-      const outcome = await rollback({ ...target, change, result });
+      const request: RollbackRequest = { role: 'rollback', ...ctx.scope, change, result, protectedPrincipals: ctx.protectedPrincipals };
+      const outcome = await callActivity<ChangeOutcome>(rollback, 'rollback', request, change.id);
       status.results.push({ changeId: change.id, status: 'rolled-back', at: new Date().toISOString(), ...(outcome.detail ? { detail: outcome.detail } : {}), ...(outcome.observed !== undefined ? { observed: outcome.observed } : {}) });
       status.progress.rolledBack++;
     } catch (err) {
-      const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
-      status.results.push({ changeId: change.id, status: 'rollback-failed', at: new Date().toISOString(), detail: message });
+      status.results.push({ changeId: change.id, status: 'rollback-failed', at: new Date().toISOString(), detail: failureMessage(err) });
     }
   }
 }

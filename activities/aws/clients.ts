@@ -1,13 +1,15 @@
 /**
- * AWS clients, one per service and region, shared by all activities of a worker (the SDK's retry
- * quota is per client instance — reference/aws.md §6.2). SDK retries stay few and fast; Temporal
+ * AWS clients, one per account, service and region, shared by all activities of a worker (the SDK's
+ * retry quota is per client instance — reference/aws.md §6.2). SDK retries stay few and fast; Temporal
  * owns the long horizon (§6.4). AWS_ENDPOINT_URL points every client at an emulator.
  */
+import { createHash } from 'node:crypto';
 import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { S3Client } from '@aws-sdk/client-s3';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 
 export interface AwsSettings {
   /** Default region for regional services. */
@@ -21,7 +23,13 @@ export interface AwsSettings {
   emulator?: 'moto';
   /** Total HTTP attempts per SDK call. */
   maxAttempts: number;
+  /** The role assumed in other accounts of the organization (COUNTERSIGN_ACCOUNT_ROLE). */
+  accountRole: string;
+  /** The external id that role's trust policy requires, if any (COUNTERSIGN_ACCOUNT_ROLE_EXTERNAL_ID). */
+  externalId?: string;
 }
+
+export const DEFAULT_ACCOUNT_ROLE = 'OrganizationAccountAccessRole';
 
 export function awsSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): AwsSettings {
   const emulator = env.COUNTERSIGN_AWS_EMULATOR === 'moto' ? 'moto' : undefined;
@@ -32,6 +40,8 @@ export function awsSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): AwsSet
     emulator,
     // Against moto an unimplemented operation is an HTML 500 the SDK would retry: one attempt there.
     maxAttempts: Number.isInteger(attempts) && attempts > 0 ? attempts : emulator ? 1 : 3,
+    accountRole: env.COUNTERSIGN_ACCOUNT_ROLE || DEFAULT_ACCOUNT_ROLE,
+    externalId: env.COUNTERSIGN_ACCOUNT_ROLE_EXTERNAL_ID || undefined,
   };
 }
 
@@ -41,11 +51,64 @@ export interface CallerIdentity {
   userId: string;
 }
 
-export class AwsClients {
-  private readonly cache = new Map<string, unknown>();
+/** How a set of clients reaches its account: directly, or by assuming a role. */
+export interface AccountAccess {
+  account?: string;
+  roleArn?: string;
+  sessionName?: string;
+}
+
+/**
+ * A role session name that leads back to the workflow (reference/aws.md §7: 2–64 characters of
+ * [\w+=,.@-]). It appears in every CloudTrail event the run causes in the target account, so an
+ * auditor can join those events to the workflow history. Too long a workflow id keeps its start and
+ * gains a hash of the whole, so two workflows never share a session name.
+ */
+export function roleSessionName(workflowId: string): string {
+  const name = `countersign.${workflowId.replace(/[^\w+=,.@-]/g, '.')}`;
+  if (name.length <= 64) return name;
+  return `${name.slice(0, 55)}.${createHash('sha256').update(workflowId).digest('hex').slice(0, 8)}`;
+}
+
+/** Assumed-role credentials are renewed this long before they expire. */
+const REFRESH_BEFORE_EXPIRY_MS = 5 * 60_000;
+/** Account client sets kept at once; the least recently used is closed beyond this. */
+const MAX_ACCOUNT_SETS = 64;
+
+type AwsCredentialIdentity = Awaited<ReturnType<ReturnType<typeof fromTemporaryCredentials>>>;
+type CredentialSource = () => Promise<AwsCredentialIdentity>;
+
+/**
+ * One AssumeRole serves every client of an account (IAM, Organizations, CloudTrail, S3 …): each SDK
+ * client would otherwise memoize its own copy and assume the role once per service. Written here
+ * because the SDK's memoization is per client; renewed before expiry, retried after a failure.
+ */
+function sharedCredentials(source: CredentialSource): CredentialSource {
+  let current: Promise<AwsCredentialIdentity> | undefined;
+  return () => {
+    const fresh = current?.then((c) => !c.expiration || c.expiration.getTime() - Date.now() > REFRESH_BEFORE_EXPIRY_MS);
+    const renew = async (): Promise<AwsCredentialIdentity> => {
+      if (current && (await fresh)) return current;
+      current = source().catch((err: unknown) => {
+        current = undefined;
+        throw err;
+      });
+      return current;
+    };
+    return renew();
+  };
+}
+
+/** Clients for one account, one per service and region, sharing that account's credentials. */
+export class AccountClients {
+  private readonly cache = new Map<string, { destroy(): void }>();
   private caller: Promise<CallerIdentity> | undefined;
 
-  constructor(readonly settings: AwsSettings) {}
+  constructor(
+    readonly settings: AwsSettings,
+    readonly access: AccountAccess,
+    private readonly credentials?: CredentialSource,
+  ) {}
 
   private common(region: string) {
     return {
@@ -54,10 +117,11 @@ export class AwsClients {
       retryMode: 'standard' as const,
       requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
       ...(this.settings.endpoint ? { endpoint: this.settings.endpoint } : {}),
+      ...(this.credentials ? { credentials: this.credentials } : {}),
     };
   }
 
-  private cached<T>(key: string, make: () => T): T {
+  private cached<T extends { destroy(): void }>(key: string, make: () => T): T {
     let client = this.cache.get(key) as T | undefined;
     if (!client) {
       client = make();
@@ -87,8 +151,8 @@ export class AwsClients {
     return this.cached(`s3:${region}`, () => new S3Client({ ...this.common(region), forcePathStyle: Boolean(this.settings.endpoint) }));
   }
 
-  /** Who the worker is in AWS (cached; the caller's own identity is never changed). */
-  callerIdentity(): Promise<CallerIdentity> {
+  /** Who these clients act as (GetCallerIdentity, cached; a failure is not cached). */
+  identity(): Promise<CallerIdentity> {
     this.caller ??= this.sts()
       .send(new GetCallerIdentityCommand({}))
       .then((r) => ({ account: r.Account ?? '', arn: r.Arn ?? '', userId: r.UserId ?? '' }))
@@ -100,7 +164,94 @@ export class AwsClients {
   }
 
   destroy(): void {
-    for (const client of this.cache.values()) (client as { destroy(): void }).destroy();
+    for (const client of this.cache.values()) client.destroy();
     this.cache.clear();
+  }
+}
+
+/**
+ * Every AWS client of a worker, in one place (DESIGN §4): the worker's own account directly, any
+ * other account of the organization by assuming `settings.accountRole` there, with a role session
+ * name traced to the workflow. Clients are shared per account, service and region, so the SDK's
+ * retry quota and the assumed credentials are too.
+ */
+export class AwsClients {
+  private readonly base: AccountClients;
+  private readonly assumed = new Map<string, AccountClients>();
+
+  constructor(readonly settings: AwsSettings) {
+    this.base = new AccountClients(settings, {});
+  }
+
+  /** The worker's own credentials' clients. */
+  get own(): AccountClients {
+    return this.base;
+  }
+
+  iam(): IAMClient {
+    return this.base.iam();
+  }
+
+  organizations(): OrganizationsClient {
+    return this.base.organizations();
+  }
+
+  sts(): STSClient {
+    return this.base.sts();
+  }
+
+  /** Who the worker is in AWS (cached; the caller's own identity is never changed). */
+  callerIdentity(): Promise<CallerIdentity> {
+    return this.base.identity();
+  }
+
+  roleArnFor(account: string): string {
+    return `arn:aws:iam::${account}:role/${this.settings.accountRole}`;
+  }
+
+  /**
+   * Clients acting in `account` for the workflow `workflowId`: the worker's own when it is the
+   * worker's account, otherwise an assumed-role session named after the workflow.
+   */
+  async forAccount(ref: { account: string; workflowId: string }): Promise<AccountClients> {
+    const own = await this.callerIdentity();
+    if (ref.account === own.account) return this.base;
+    const roleArn = this.roleArnFor(ref.account);
+    const sessionName = roleSessionName(ref.workflowId);
+    const key = `${roleArn}|${sessionName}`;
+    let clients = this.assumed.get(key);
+    if (clients) {
+      this.assumed.delete(key); // most recently used goes last
+    } else {
+      const settings = this.settings;
+      const provider = fromTemporaryCredentials({
+        params: {
+          RoleArn: roleArn,
+          RoleSessionName: sessionName,
+          // Role chaining (a worker itself on role credentials) caps sessions at one hour (§7).
+          DurationSeconds: 3600,
+          ...(settings.externalId ? { ExternalId: settings.externalId } : {}),
+        },
+        clientConfig: {
+          region: settings.region,
+          maxAttempts: settings.maxAttempts,
+          ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+        },
+      });
+      clients = new AccountClients(settings, { account: ref.account, roleArn, sessionName }, sharedCredentials(() => provider()));
+      while (this.assumed.size >= MAX_ACCOUNT_SETS) {
+        const [oldestKey, oldest] = this.assumed.entries().next().value as [string, AccountClients];
+        this.assumed.delete(oldestKey);
+        oldest.destroy();
+      }
+    }
+    this.assumed.set(key, clients);
+    return clients;
+  }
+
+  destroy(): void {
+    this.base.destroy();
+    for (const clients of this.assumed.values()) clients.destroy();
+    this.assumed.clear();
   }
 }

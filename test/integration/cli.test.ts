@@ -29,7 +29,7 @@ async function notStarted(suffix: string): Promise<void> {
 describe('countersign CLI', () => {
   it.each([
     [['start', 'stale-iam-userz'], /unknown kind "stale-iam-userz"; kinds: stale-iam-users/],
-    [['start', 'stale-iam-users', '--param', 'maxIdle=banana'], /maxIdle must be a positive duration .*"banana"/],
+    [['start', 'stale-iam-users', '--param', 'maxIdle=banana'], /maxIdle must be a duration .*"banana"/],
     [['start', 'stale-iam-users', '--bogus'], /Unknown option '--bogus'/],
     [['start', 'stale-iam-users', '--param', 'maxIdle'], /expected key=value/],
     [['start', 'stale-iam-users', '--account', '12'], /12-digit/],

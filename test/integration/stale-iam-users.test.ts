@@ -124,7 +124,12 @@ describe('stale-iam-users', () => {
     expect(evidence.plan?.digest).toBe(plan.digest);
     expect(evidence.plan?.digestVerified).toBe(true);
     expect(evidence.refused.map((r) => r.reason)).toEqual(['requester-cannot-approve', 'not-an-approver', 'wrong-digest']);
-    expect(evidence.signals).toHaveLength(4);
+    // Each decision as the server received it: the CLI client sends the `decide` update, whose answer is in history too.
+    expect(evidence.messages).toHaveLength(4);
+    expect(evidence.messages.map((m) => m.via)).toEqual(['update', 'update', 'update', 'update']);
+    expect(evidence.messages[0]).toMatchObject({ name: 'decide', payload: { approver: REQUESTER }, reply: { accepted: false, reason: 'requester-cannot-approve' } });
+    expect(evidence.messages[3]).toMatchObject({ reply: { accepted: true } });
+    expect(evidence.target).toMatchObject({ account: ACCOUNT, actingArn: expect.stringContaining(ACCOUNT) });
     expect(evidence.policy?.approvers).toEqual(['dana.approver', 'sam.security']);
     for (const user of estate.idle) {
       const del = evidence.results.find((r) => r.changeId === `delete-user/${user}`);
@@ -267,7 +272,7 @@ describe('stale-iam-users', () => {
         strict.remediations.start({ kind: 'stale-iam-users', account: ACCOUNT, params, requestedBy: REQUESTER, idSuffix: strict.uniqueSuffix() });
       const tooBig = await strict.remediations.waitFor((await start({ maxIdle: '2s' })).workflowId, (s) => s.phase === 'done', { timeoutMs: 60_000 });
       expect(tooBig.outcome).toBe('failed');
-      expect(tooBig.outcomeReason).toMatch(/maxChanges is 2/);
+      expect(tooBig.outcomeReason).toMatch(/over the policy's maxChanges of 2/);
       // One stale user left: within maxChanges, but the only approver is the requester (names compare case-insensitively).
       const others = [...estate.idle.slice(1), ...estate.active].join(',');
       const noQuorum = await strict.remediations.waitFor((await start({ maxIdle: '2s', exempt: others })).workflowId, (s) => s.phase === 'done', { timeoutMs: 60_000 });

@@ -1,5 +1,6 @@
 import { formatDuration, parseDuration, tryParseDuration } from '../../common/duration';
-import { ParamError, resolveParams } from '../../common/kinds';
+import { ParamError, resolveKindParams } from '../../common/kinds';
+import { arn, choice, jsonDocument, orgIds, resolveParams } from '../../common/params';
 import { effectivePolicy, parseApprovalPolicy, principalMatches } from '../../common/policy';
 
 describe('durations', () => {
@@ -15,14 +16,45 @@ describe('durations', () => {
 });
 
 describe('stale-iam-users parameters', () => {
-  it('fills in defaults', () => {
-    expect(resolveParams('stale-iam-users', {})).toEqual({ maxIdle: '90d', soak: '14d', exempt: '' });
+  it('fills in defaults and types the values', () => {
+    expect(resolveKindParams('stale-iam-users', {})).toEqual({ maxIdle: '90d', soak: '14d', exempt: [] });
+    expect(resolveKindParams('stale-iam-users', { exempt: 'ci-bot, backup,ci-bot' }).exempt).toEqual(['ci-bot', 'backup']);
   });
   it('rejects a bad duration, an unknown parameter and a bad user name with one-line reasons', () => {
-    expect(() => resolveParams('stale-iam-users', { maxIdle: 'banana' })).toThrow(new ParamError('maxIdle must be a positive duration such as 90d, 12h or 2s (got "banana")'));
-    expect(() => resolveParams('stale-iam-users', { maxidle: '9d' })).toThrow(/unknown parameter "maxidle".*maxIdle, soak, exempt/);
-    expect(() => resolveParams('stale-iam-users', { exempt: 'ok,not ok' })).toThrow(/"not ok" is not a valid IAM name/);
-    expect(() => resolveParams('stale-iam-users', { soak: '0s' })).toThrow(/positive/);
+    expect(() => resolveKindParams('stale-iam-users', { maxIdle: 'banana' })).toThrow(new ParamError('maxIdle must be a duration such as 90d, 12h or 2s (got "banana")'));
+    expect(() => resolveKindParams('stale-iam-users', { maxidle: '9d' })).toThrow(/unknown parameter "maxidle".*maxIdle, soak, exempt/);
+    expect(() => resolveKindParams('stale-iam-users', { exempt: 'ok,not ok' })).toThrow(/"not ok" is not a valid name/);
+    expect(() => resolveKindParams('stale-iam-users', { soak: '0s' })).toThrow(/soak must be between 1s and 365d/);
+  });
+  it('refuses absurd durations that would overflow a date', () => {
+    expect(() => resolveKindParams('stale-iam-users', { soak: '99999999999d' })).toThrow(/soak must be between/);
+    expect(() => resolveKindParams('stale-iam-users', { maxIdle: '4000d' })).toThrow(/maxIdle must be between 1s and 3650d/);
+  });
+});
+
+describe('parameter types for the next kinds', () => {
+  const specs = {
+    targets: orgIds({ description: 'waves', accepts: ['ou', 'account', 'root'] }),
+    accounts: orgIds({ description: 'accounts', accepts: ['account'], allowAll: true, default: 'all' }),
+    boundary: arn({ description: 'a policy', service: 'iam', optional: true }),
+    policyFile: jsonDocument({ description: 'an SCP', maxChars: 60 }),
+    mode: choice({ description: 'how', options: ['audit', 'enforce'] as const, default: 'audit' }),
+  };
+  const doc = '{"Version":"2012-10-17","Statement":[]}';
+
+  it('keeps the operator\'s order of targets and types every value', () => {
+    const p = resolveParams('scp', specs, { targets: 'ou-ab12-abcdefgh, 111122223333,r-ab12', policyFile: doc });
+    expect(p).toEqual({ targets: ['ou-ab12-abcdefgh', '111122223333', 'r-ab12'], accounts: ['all'], policyFile: { Version: '2012-10-17', Statement: [] }, mode: 'audit' });
+  });
+  it('refuses duplicates, malformed ids, a non-IAM ARN, invalid or oversized JSON, a missing required parameter', () => {
+    expect(() => resolveParams('scp', specs, { targets: 'ou-ab12-abcdefgh,ou-ab12-abcdefgh', policyFile: doc })).toThrow(/listed twice/);
+    expect(() => resolveParams('scp', specs, { targets: 'ou-x', policyFile: doc })).toThrow(/"ou-x" is not a valid target: expected an OU id \(ou-…\) or a 12-digit account id or the root id/);
+    expect(() => resolveParams('scp', specs, { targets: 'r-ab12', accounts: '12345', policyFile: doc })).toThrow(/accounts "12345" is not a valid target: expected a 12-digit account id, or "all"/);
+    expect(() => resolveParams('scp', specs, { targets: 'r-ab12', boundary: 'arn:aws:s3:::bucket', policyFile: doc })).toThrow(/boundary must be an iam ARN/);
+    expect(() => resolveParams('scp', specs, { targets: 'r-ab12', policyFile: '{nope' })).toThrow(/policyFile is not valid JSON/);
+    expect(() => resolveParams('scp', specs, { targets: 'r-ab12', policyFile: `{"a":"${'x'.repeat(80)}"}` })).toThrow(/over the limit of 60/);
+    expect(() => resolveParams('scp', specs, { policyFile: doc })).toThrow(/scp needs the parameter targets/);
+    expect(() => resolveParams('scp', specs, { targets: 'r-ab12', policyFile: doc, mode: 'yolo' })).toThrow(/mode must be one of audit, enforce/);
   });
 });
 

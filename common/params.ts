@@ -1,0 +1,215 @@
+/**
+ * Typed remediation parameters. A kind declares each parameter once — its schema (zod), its default,
+ * a label and a description for `--help` — and its TypeScript type is derived from that declaration.
+ * Parameters arrive as strings (`--param key=value`, a params file, the stock temporal CLI); each
+ * schema turns that string into the typed value or a one-line reason it cannot.
+ */
+import { z } from 'zod';
+import { formatDuration, tryParseDuration } from './duration';
+import type { Json } from './json';
+
+export interface Param<T> {
+  /** Parses the parameter's text into its value. */
+  schema: z.ZodType<T, string>;
+  /** What `--help` shows after `key=`: DURATION, NAMES, IDS, ARN, FILE, … */
+  label: string;
+  description: string;
+  /** The text used when the parameter is absent; a parameter with neither default nor `optional` is required. */
+  default?: string;
+  optional?: boolean;
+  /** The operator gives a path; the CLI reads the file and passes its content (the worker may not see the file). */
+  fromFile?: boolean;
+}
+
+export type ParamSpecs = Record<string, Param<unknown>>;
+
+/** `{ maxIdle: string; exempt: string[]; … }` from a kind's parameter declarations. */
+export type ParamsOf<P extends ParamSpecs> = { [K in keyof P]: P[K] extends Param<infer T> ? T : never };
+
+export class ParamError extends Error {
+  override name = 'ParamError';
+}
+
+const text = z.string();
+
+/** Bounds every duration parameter gets unless it says otherwise: absurd values are refused at the edge. */
+const DEFAULT_MIN = '1s';
+const DEFAULT_MAX = '3650d';
+
+export function duration(o: { description: string; default?: string; min?: string; max?: string }): Param<string> {
+  const min = tryParseDuration(o.min ?? DEFAULT_MIN) as number;
+  const max = tryParseDuration(o.max ?? DEFAULT_MAX) as number;
+  return {
+    label: 'DURATION',
+    description: o.description,
+    default: o.default,
+    schema: text.transform((value, ctx) => {
+      const ms = tryParseDuration(value);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `must be a duration such as 90d, 12h or 2s (got ${JSON.stringify(value)})` });
+        return z.NEVER;
+      }
+      if (ms < min || ms > max) {
+        ctx.addIssue({ code: 'custom', message: `must be between ${formatDuration(min)} and ${formatDuration(max)} (got ${value})` });
+        return z.NEVER;
+      }
+      return value.trim();
+    }),
+  };
+}
+
+function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+/** A comma-separated list of IAM names (users, roles, trails): order kept, duplicates dropped. */
+export function names(o: { description: string; default?: string }): Param<string[]> {
+  return {
+    label: 'NAMES',
+    description: o.description,
+    default: o.default ?? '',
+    schema: text.transform((value, ctx) => {
+      const items = [...new Set(list(value))];
+      const bad = items.find((n) => !/^[\w+=,.@-]{1,128}$/.test(n));
+      if (bad !== undefined) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(bad)} is not a valid name (letters, digits and +=,.@_- only)` });
+        return z.NEVER;
+      }
+      return items;
+    }),
+  };
+}
+
+const ID_PATTERNS = {
+  account: /^\d{12}$/,
+  ou: /^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/,
+  root: /^r-[0-9a-z]{4,32}$/,
+} as const;
+
+export type OrgIdKind = keyof typeof ID_PATTERNS;
+
+/**
+ * An ordered list of organization target ids (account ids, OU ids, the root id): the order is the
+ * operator's (waves roll out in it), so duplicates are refused rather than silently dropped.
+ */
+export function orgIds(o: { description: string; accepts: OrgIdKind[]; default?: string; allowAll?: boolean }): Param<string[]> {
+  const accepted = o.accepts.map((k) => ({ account: 'a 12-digit account id', ou: 'an OU id (ou-…)', root: 'the root id (r-…)' })[k]);
+  return {
+    label: 'IDS',
+    description: o.description,
+    default: o.default,
+    schema: text.transform((value, ctx) => {
+      const items = list(value);
+      if (o.allowAll && items.length === 1 && items[0] === 'all') return ['all'];
+      if (items.length === 0) {
+        ctx.addIssue({ code: 'custom', message: `needs at least one target: ${accepted.join(' or ')}` });
+        return z.NEVER;
+      }
+      const bad = items.find((id) => !o.accepts.some((k) => ID_PATTERNS[k].test(id)));
+      if (bad !== undefined) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(bad)} is not a valid target: expected ${accepted.join(' or ')}${o.allowAll ? ', or "all"' : ''}` });
+        return z.NEVER;
+      }
+      const dup = items.find((id, i) => items.indexOf(id) !== i);
+      if (dup !== undefined) {
+        ctx.addIssue({ code: 'custom', message: `${dup} is listed twice; each target appears once, in rollout order` });
+        return z.NEVER;
+      }
+      return items;
+    }),
+  };
+}
+
+/** An AWS ARN, optionally of one service (`iam`, `kms`, …). */
+export function arn(o: { description: string; service?: string; default?: string; optional?: boolean }): Param<string> {
+  const shape = /^arn:aws[a-z-]*:([a-z0-9-]+):[a-z0-9-]*:(\d{12}|aws)?:.+$/;
+  return {
+    label: 'ARN',
+    description: o.description,
+    default: o.default,
+    optional: o.optional,
+    schema: text.transform((value, ctx) => {
+      const match = shape.exec(value.trim());
+      if (!match || (o.service && match[1] !== o.service)) {
+        ctx.addIssue({ code: 'custom', message: `must be ${o.service ? `an ${o.service} ARN` : 'an ARN'} such as arn:aws:${o.service ?? 'iam'}::123456789012:… (got ${JSON.stringify(value)})` });
+        return z.NEVER;
+      }
+      return value.trim();
+    }),
+  };
+}
+
+/** A JSON document read from a file by the CLI (e.g. a policy), at most `maxChars` characters minified. */
+export function jsonDocument(o: { description: string; maxChars?: number; optional?: boolean }): Param<Json> {
+  return {
+    label: 'FILE',
+    description: o.description,
+    optional: o.optional,
+    fromFile: true,
+    schema: text.transform((value, ctx) => {
+      let doc: unknown;
+      try {
+        doc = JSON.parse(value);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `is not valid JSON: ${(err as Error).message}` });
+        return z.NEVER;
+      }
+      if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
+        ctx.addIssue({ code: 'custom', message: 'must hold a JSON object' });
+        return z.NEVER;
+      }
+      const size = JSON.stringify(doc).length;
+      if (o.maxChars !== undefined && size > o.maxChars) {
+        ctx.addIssue({ code: 'custom', message: `is ${size} characters minified, over the limit of ${o.maxChars}` });
+        return z.NEVER;
+      }
+      return doc as Json;
+    }),
+  };
+}
+
+/** One of a fixed set of words. */
+export function choice<const T extends string>(o: { description: string; options: readonly T[]; default?: T }): Param<T> {
+  return {
+    label: o.options.join('|'),
+    description: o.description,
+    default: o.default,
+    schema: text.transform((value, ctx) => {
+      const v = value.trim() as T;
+      if (!o.options.includes(v)) {
+        ctx.addIssue({ code: 'custom', message: `must be one of ${o.options.join(', ')} (got ${JSON.stringify(value)})` });
+        return z.NEVER;
+      }
+      return v;
+    }),
+  };
+}
+
+/**
+ * Validate parameters against a kind's declarations and fill in defaults. Throws ParamError with a
+ * one-line reason naming the parameter (unknown, missing, or the schema's complaint).
+ */
+export function resolveParams<P extends ParamSpecs>(kind: string, specs: P, given: Record<string, string>): ParamsOf<P> {
+  for (const key of Object.keys(given)) {
+    if (!Object.prototype.hasOwnProperty.call(specs, key)) {
+      const known = Object.keys(specs).join(', ') || '(none)';
+      throw new ParamError(`unknown parameter "${key}" for ${kind}; its parameters are: ${known}`);
+    }
+  }
+  const resolved: Record<string, unknown> = {};
+  for (const [key, param] of Object.entries(specs)) {
+    const raw = Object.prototype.hasOwnProperty.call(given, key) ? given[key] : param.default;
+    if (raw === undefined) {
+      if (param.optional) continue;
+      throw new ParamError(`${kind} needs the parameter ${key} (${param.description}); pass --param ${key}=${param.label}`);
+    }
+    if (typeof raw !== 'string') throw new ParamError(`${key} must be given as text (got ${typeof raw})`);
+    const parsed = param.schema.safeParse(raw);
+    if (!parsed.success) throw new ParamError(`${key} ${parsed.error.issues[0]?.message ?? 'is invalid'}`);
+    resolved[key] = parsed.data;
+  }
+  return resolved as ParamsOf<P>;
+}
