@@ -2,7 +2,8 @@
  * The `countersign` CLI as a user runs it (the built binary, in a child process) against the shared
  * Temporal dev server, a private moto and a worker; the approval is sent with the stock temporal CLI.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { GetUserCommand } from '@aws-sdk/client-iam';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { findTemporalCli } from '../../sandbox/toolchain';
@@ -21,6 +22,7 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const execFileAsync = promisify(execFile);
 
 async function notStarted(suffix: string): Promise<void> {
   await expect(stack.client.workflow.getHandle(`stale-iam-users/123456789012/${suffix}`).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
@@ -33,6 +35,8 @@ describe('countersign CLI', () => {
     [['start', 'stale-iam-users', '--bogus'], /Unknown option '--bogus'/],
     [['start', 'stale-iam-users', '--param', 'maxIdle'], /expected key=value/],
     [['start', 'stale-iam-users', '--account', '12'], /12-digit/],
+    [['start', 'stale-iam-users', '--param', 'soak=99999999999d'], /soak must be between 1s and 365d/],
+    [['start', 'stale-iam-users', '--account', '999999999999'], /account 999999999999 is not your credentials' account \(123456789012\), and 123456789012 is in no AWS organization/],
   ])('exits 2 with a one-line reason and starts nothing: %j', async (args, reason) => {
     const suffix = stack.uniqueSuffix();
     const result = await runCli([...args, '--id-suffix', suffix], stack.env);
@@ -53,6 +57,10 @@ describe('countersign CLI', () => {
     const start = await runCli(['start', '--help'], stack.env);
     expect(start.code).toBe(0);
     expect(start.stdout).toMatch(/--dry-run/);
+    const kind = await runCli(['start', 'stale-iam-users', '--help'], stack.env);
+    expect(kind.code).toBe(0);
+    expect(kind.stdout).toMatch(/exempt=NAMES +comma-separated user names/);
+    expect(kind.stdout).toMatch(/Controls: CC6.2/);
   });
 
   it('runs a remediation from start to evidence, with refusals and an approval sent by the stock temporal CLI', async () => {
@@ -83,9 +91,19 @@ describe('countersign CLI', () => {
     expect(outsider.code).toBe(1);
     expect(JSON.parse(outsider.stdout)).toMatchObject({ accepted: false, refusal: { reason: 'not-an-approver' } });
 
-    // The stock temporal CLI approves, with the documented signal payload.
+    // The stock temporal CLI: the `decide` update answers the requester's own approval with a refusal at once …
     const temporal = findTemporalCli();
     expect(temporal).toBeDefined();
+    // (Not spawnSync: this process runs the worker, which must answer the update while the CLI waits.)
+    const update = await execFileAsync(
+      temporal!.path,
+      ['workflow', 'update', 'execute', '--address', stack.temporalAddress, '--workflow-id', id, '--name', 'decide', '--output', 'json', '--input', JSON.stringify({ decision: 'approve', approver: 'Riley.Operator', planDigest: digest })],
+      { encoding: 'utf8' },
+    );
+    expect(update.stderr).toBe('');
+    expect(update.stdout).toMatch(/"accepted":\s*false/);
+    expect(update.stdout).toMatch(/requester-cannot-approve/);
+    // … and approves with the documented signal payload.
     const signal = spawnSync(
       temporal!.path,
       ['workflow', 'signal', '--address', stack.temporalAddress, '--workflow-id', id, '--name', 'decide', '--input', JSON.stringify({ decision: 'approve', approver: 'dana.approver', planDigest: digest, comment: 'via temporal CLI' })],
@@ -119,7 +137,11 @@ describe('countersign CLI', () => {
     expect(record.refused.map((r) => [r.approver, r.reason])).toEqual([
       ['riley.operator', 'requester-cannot-approve'],
       ['mallory', 'not-an-approver'],
+      ['Riley.Operator', 'requester-cannot-approve'],
     ]);
+    // Every decision as the server recorded it: three updates (their answers included) and one signal.
+    expect(record.messages.map((m) => m.via)).toEqual(['update', 'update', 'update', 'signal']);
+    expect(record.messages[2]).toMatchObject({ reply: { accepted: false, reason: 'requester-cannot-approve' } });
     const removed = record.results.filter((r) => r.changeId.startsWith('delete-user/') && r.status === 'applied');
     expect(removed.map((r) => (r.snapshot as { userName: string }).userName).sort()).toEqual([...estate.idle].sort());
 
