@@ -40,7 +40,7 @@ const target: TargetInfo = {
   selfPrincipals: ['arn:aws:iam::111111111111:role/worker'],
 };
 
-const ref = (name: string) => ({ name, options: { startToCloseTimeout: '1m' } });
+const ref = (name: string) => ({ name, options: { startToCloseTimeout: '1m' as const } });
 const def: RemediationDefinition = { plan: ref('p'), apply: { touch: ref('t') }, verify: ref('v') };
 
 function planOf(changes: Change[], stages = [{ name: 'one', description: '' }, { name: 'two', description: '' }]): Plan {
