@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { AwsClients, roleSessionName } from '../../activities/aws/clients';
 import type { AccountClients } from '../../activities/aws/clients';
 import { createEngineActivities, withEngineGuards, withoutProtectedChanges } from '../../activities/engine';
-import type { Change, KindPlan, Plan } from '../../common/plan';
+import type { Change, KindPlan, Plan, Stage } from '../../common/plan';
 import { effectivePolicy, iamPrincipalOf, parseApprovalPolicy } from '../../common/policy';
 import type { TargetInfo } from '../../common/requests';
 import { duration } from '../../common/params';
@@ -43,7 +43,7 @@ const target: TargetInfo = {
 const ref = (name: string) => ({ name, options: { startToCloseTimeout: '1m' as const } });
 const def: RemediationDefinition = { plan: ref('p'), apply: { touch: ref('t') }, verify: ref('v') };
 
-function planOf(changes: Change[], stages = [{ name: 'one', description: '' }, { name: 'two', description: '' }]): Plan {
+function planOf(changes: Change[], stages: Stage[] = [{ name: 'one', description: '' }, { name: 'two', description: '' }]): Plan {
   return { kind: 'k', account: '111111111111', region: 'us-east-1', params: {}, createdAt: '', stages, changes, leftAlone: [], leftAloneNotListed: 0, notes: [], digest: 'x' };
 }
 
