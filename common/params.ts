@@ -171,6 +171,24 @@ export function jsonDocument(o: { description: string; maxChars?: number; option
   };
 }
 
+/** A single word or name checked against a pattern (bucket names, trail names, regions, key ids). */
+export function text(o: { description: string; label: string; pattern: RegExp; expected: string; default?: string; optional?: boolean }): Param<string> {
+  return {
+    label: o.label,
+    description: o.description,
+    default: o.default,
+    optional: o.optional,
+    schema: z.string().transform((value, ctx) => {
+      const v = value.trim();
+      if (!o.pattern.test(v)) {
+        ctx.addIssue({ code: 'custom', message: `must be ${o.expected} (got ${JSON.stringify(value)})` });
+        return z.NEVER;
+      }
+      return v;
+    }),
+  };
+}
+
 /** One of a fixed set of words. */
 export function choice<const T extends string>(o: { description: string; options: readonly T[]; default?: T }): Param<T> {
   return {

@@ -1,6 +1,6 @@
 import { formatDuration, parseDuration, tryParseDuration } from '../../common/duration';
 import { ParamError, resolveKindParams } from '../../common/kinds';
-import { arn, choice, jsonDocument, orgIds, resolveParams } from '../../common/params';
+import { arn, choice, jsonDocument, orgIds, resolveParams, text } from '../../common/params';
 import { effectivePolicy, parseApprovalPolicy, principalMatches } from '../../common/policy';
 
 describe('durations', () => {
@@ -39,6 +39,7 @@ describe('parameter types for the next kinds', () => {
     boundary: arn({ description: 'a policy', service: 'iam', optional: true }),
     policyFile: jsonDocument({ description: 'an SCP', maxChars: 60 }),
     mode: choice({ description: 'how', options: ['audit', 'enforce'] as const, default: 'audit' }),
+    region: text({ description: 'where', label: 'REGION', pattern: /^[a-z]{2}-[a-z]+-\d$/, expected: 'an AWS region such as eu-west-1', optional: true }),
   };
   const doc = '{"Version":"2012-10-17","Statement":[]}';
 
@@ -55,6 +56,8 @@ describe('parameter types for the next kinds', () => {
     expect(() => resolveParams('scp', specs, { targets: 'r-ab12', policyFile: `{"a":"${'x'.repeat(80)}"}` })).toThrow(/over the limit of 60/);
     expect(() => resolveParams('scp', specs, { policyFile: doc })).toThrow(/scp needs the parameter targets/);
     expect(() => resolveParams('scp', specs, { targets: 'r-ab12', policyFile: doc, mode: 'yolo' })).toThrow(/mode must be one of audit, enforce/);
+    expect(() => resolveParams('scp', specs, { targets: 'r-ab12', policyFile: doc, region: 'mars' })).toThrow(/region must be an AWS region such as eu-west-1 \(got "mars"\)/);
+    expect(resolveParams('scp', specs, { targets: 'r-ab12', policyFile: doc, region: ' eu-west-1 ' }).region).toBe('eu-west-1');
   });
 });
 
