@@ -30,7 +30,7 @@ export class ParamError extends Error {
   override name = 'ParamError';
 }
 
-const text = z.string();
+const input = z.string();
 
 /** Bounds every duration parameter gets unless it says otherwise: absurd values are refused at the edge. */
 const DEFAULT_MIN = '1s';
@@ -43,7 +43,7 @@ export function duration(o: { description: string; default?: string; min?: strin
     label: 'DURATION',
     description: o.description,
     default: o.default,
-    schema: text.transform((value, ctx) => {
+    schema: input.transform((value, ctx) => {
       const ms = tryParseDuration(value);
       if (ms === undefined) {
         ctx.addIssue({ code: 'custom', message: `must be a duration such as 90d, 12h or 2s (got ${JSON.stringify(value)})` });
@@ -71,7 +71,7 @@ export function names(o: { description: string; default?: string }): Param<strin
     label: 'NAMES',
     description: o.description,
     default: o.default ?? '',
-    schema: text.transform((value, ctx) => {
+    schema: input.transform((value, ctx) => {
       const items = [...new Set(list(value))];
       const bad = items.find((n) => !/^[\w+=,.@-]{1,128}$/.test(n));
       if (bad !== undefined) {
@@ -101,7 +101,7 @@ export function orgIds(o: { description: string; accepts: OrgIdKind[]; default?:
     label: 'IDS',
     description: o.description,
     default: o.default,
-    schema: text.transform((value, ctx) => {
+    schema: input.transform((value, ctx) => {
       const items = list(value);
       if (o.allowAll && items.length === 1 && items[0] === 'all') return ['all'];
       if (items.length === 0) {
@@ -131,7 +131,7 @@ export function arn(o: { description: string; service?: string; default?: string
     description: o.description,
     default: o.default,
     optional: o.optional,
-    schema: text.transform((value, ctx) => {
+    schema: input.transform((value, ctx) => {
       const match = shape.exec(value.trim());
       if (!match || (o.service && match[1] !== o.service)) {
         ctx.addIssue({ code: 'custom', message: `must be ${o.service ? `an ${o.service} ARN` : 'an ARN'} such as arn:aws:${o.service ?? 'iam'}::123456789012:… (got ${JSON.stringify(value)})` });
@@ -149,7 +149,7 @@ export function jsonDocument(o: { description: string; maxChars?: number; option
     description: o.description,
     optional: o.optional,
     fromFile: true,
-    schema: text.transform((value, ctx) => {
+    schema: input.transform((value, ctx) => {
       let doc: unknown;
       try {
         doc = JSON.parse(value);
@@ -195,7 +195,7 @@ export function choice<const T extends string>(o: { description: string; options
     label: o.options.join('|'),
     description: o.description,
     default: o.default,
-    schema: text.transform((value, ctx) => {
+    schema: input.transform((value, ctx) => {
       const v = value.trim() as T;
       if (!o.options.includes(v)) {
         ctx.addIssue({ code: 'custom', message: `must be one of ${o.options.join(', ')} (got ${JSON.stringify(value)})` });
