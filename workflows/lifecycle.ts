@@ -298,8 +298,11 @@ function failureMessage(err: unknown): string {
 async function runStage(stage: Stage, ctx: StageContext, halted: () => boolean): Promise<number> {
   const { plan, def, status, appliedResults } = ctx;
   const queue = plan.changes.filter((c) => c.stage === stage.name);
+  const inStage = new Set(queue.map((c) => c.id));
+  const finished = new Set<string>();
   let failed = 0;
   const record = (result: ChangeResult): void => {
+    finished.add(result.changeId);
     status.results.push(result);
     const p = status.progress;
     if (result.status === 'applied' || result.status === 'already-done') p.applied++;
@@ -308,6 +311,10 @@ async function runStage(stage: Stage, ctx: StageContext, halted: () => boolean):
     else if (result.status === 'failed') p.failed++;
   };
   const runOne = async (change: Change): Promise<void> => {
+    // A dependency in this same stage was started earlier (plans list dependencies first) but may still
+    // be running on another of the stage's lanes: wait for its result rather than skip.
+    const sameStage = (change.dependsOn ?? []).filter((id) => inStage.has(id));
+    if (sameStage.length > 0) await condition(() => sameStage.every((id) => finished.has(id)));
     const unmet = (change.dependsOn ?? []).filter((id) => !appliedResults.has(id));
     if (unmet.length > 0) {
       const why = unmet.map((id) => `${id} ${status.results.find((r) => r.changeId === id)?.status ?? 'not applied'}`);
@@ -347,11 +354,14 @@ async function runStage(stage: Stage, ctx: StageContext, halted: () => boolean):
     }
   };
   // A change, once started, runs to its end even if the run is cancelled: cancelling an AWS call
-  // half-way would leave a change done but unrecorded. Cancellation and halts take effect between changes.
+  // half-way would leave a change done but unrecorded. Cancellation, halts and failures take effect
+  // between changes: after a failure no further change starts (the run is going to roll back, and
+  // carrying on would only add changes to undo, or irreversible ones to a failed run).
   const workers = Array.from({ length: Math.max(1, Math.min(stage.concurrency ?? DEFAULT_CONCURRENCY, queue.length)) }, async () => {
     for (let change = queue.shift(); change; change = queue.shift()) {
-      if (halted() || CancellationScope.current().consideredCancelled) {
-        record({ changeId: change.id, status: 'skipped', at: new Date().toISOString(), detail: 'the run was halted before this change' });
+      if (halted() || failed > 0 || CancellationScope.current().consideredCancelled) {
+        const why = failed > 0 && !halted() ? 'not started: a change of this stage failed, so the run stops and rolls back' : 'the run was halted before this change';
+        record({ changeId: change.id, status: 'skipped', at: new Date().toISOString(), detail: why });
         continue;
       }
       const next = change;
@@ -364,22 +374,26 @@ async function runStage(stage: Stage, ctx: StageContext, halted: () => boolean):
 }
 
 /**
- * Undo, newest first, every applied reversible change that no applied change depends on
- * (undoing a disable under a deleted user would be meaningless).
+ * Undo applied changes newest first — in the order they were applied, not the plan's order. A change
+ * stays applied when it is irreversible, or when a change applied after it that depends on it is still
+ * in place (undoing a disable under a deleted user would be meaningless).
  */
 async function rollBack(ctx: StageContext): Promise<void> {
-  const { plan, appliedResults } = ctx;
-  const dependedOn = new Set(plan.changes.filter((c) => appliedResults.has(c.id)).flatMap((c) => c.dependsOn ?? []));
-  const undo = plan.changes.filter((c) => c.reversible && appliedResults.has(c.id) && !dependedOn.has(c.id)).reverse();
-  if (undo.length === 0) return;
+  const byId = new Map(ctx.plan.changes.map((c) => [c.id, c]));
+  // appliedResults is a Map: its keys are in the order the changes were applied.
+  const newestFirst = [...ctx.appliedResults.keys()].reverse().flatMap((id) => byId.get(id) ?? []);
+  if (!newestFirst.some((c) => c.reversible)) return;
   enterPhase(ctx.status, 'rolling-back');
   // A rollback is never abandoned half-way: a cancel arriving now takes effect after it.
-  await CancellationScope.nonCancellable(() => undoAll(undo, ctx));
+  await CancellationScope.nonCancellable(() => undoAll(newestFirst, ctx));
 }
 
-async function undoAll(undo: Change[], ctx: StageContext): Promise<void> {
+async function undoAll(newestFirst: Change[], ctx: StageContext): Promise<void> {
   const { def, status, appliedResults } = ctx;
-  for (const change of undo) {
+  const stillApplied = new Set(newestFirst.map((c) => c.id));
+  for (const change of newestFirst) {
+    const standsOnIt = newestFirst.some((d) => stillApplied.has(d.id) && (d.dependsOn ?? []).includes(change.id));
+    if (!change.reversible || standsOnIt) continue;
     const result = appliedResults.get(change.id) as ChangeResult;
     const rollback = def.rollback?.[change.action];
     const at = new Date().toISOString();
@@ -392,6 +406,7 @@ async function undoAll(undo: Change[], ctx: StageContext): Promise<void> {
       const outcome = await callActivity<ChangeOutcome>(rollback, 'rollback', request, change.id);
       status.results.push({ changeId: change.id, status: 'rolled-back', at: new Date().toISOString(), ...(outcome.detail ? { detail: outcome.detail } : {}), ...(outcome.observed !== undefined ? { observed: outcome.observed } : {}) });
       status.progress.rolledBack++;
+      stillApplied.delete(change.id);
     } catch (err) {
       status.results.push({ changeId: change.id, status: 'rollback-failed', at: new Date().toISOString(), detail: failureMessage(err) });
     }
