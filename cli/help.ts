@@ -121,10 +121,17 @@ COUNTERSIGN_POLICY (the approval policy) and AWS credentials from the environmen
   dev: `countersign dev [--seed]
 Starts the embedded stack — Temporal dev server with its Web UI, the moto AWS sandbox and a worker
 with the demo approval policy — prints the environment to use it from another shell, and runs until
-Ctrl-C. --seed creates the demo estate in the sandbox.`,
-  demo: `countersign demo [--keep] [--json]
-Builds or finds what it needs, starts the embedded stack, seeds an estate and runs stale-iam-users
-end to end: plan, refused approvals (the requester; someone outside the policy), an approval by
-the demo approver, disable, soak, re-check, delete, verify, evidence. --keep leaves the stack
-running afterwards and prints the Temporal Web UI address to browse the history.`,
+Ctrl-C. --seed creates the demo organization in the sandbox (its management account is the sandbox
+credentials' account; member accounts in OUs Workloads and Sandbox) and each demo's estate, and prints
+the member account ids with a \`countersign start <kind> --account ID\` to try on them.`,
+  demo: `countersign demo [--kind K] [--keep] [--json]
+Builds or finds what it needs, starts the embedded stack, and runs each kind's demo in turn: an
+organization is seeded in the sandbox with an estate in a member account, and the run targets that
+account through the role the worker assumes there (OrganizationAccountAccessRole). Each run shows the
+plan, refused approvals (the requester; someone outside the policy), an approval by the demo
+approver, its stages (for stale-iam-users: disable, soak, re-check, delete, verify), what AWS holds
+afterwards in the member and the management account, and the evidence, naming the account and role
+session acted through. Exits 0 when every run checks out.
+  --kind K   run only that kind's demo (an unknown K is refused, listing the kinds that have one)
+  --keep     leave the stack running afterwards and print the Temporal Web UI address to browse the history`,
 };

@@ -320,7 +320,7 @@ async function decide(command: 'approve' | 'reject', args: string[], out: Output
     const reply = await client.decide(workflowId, decision);
     out.result(reply.accepted ? { accepted: true, decision: reply.decision, phase: reply.status.phase } : { accepted: false, refusal: reply.refusal });
     if (!reply.accepted) {
-      out.note(`refused: ${reply.refusal.message}`);
+      out.note(`refused: ${reply.refusal.message.replace(/\s*[\r\n]+\s*/g, ' ')}`);
       return 1;
     }
     const s = reply.status;
@@ -440,9 +440,9 @@ export async function main(argv: string[], out?: Output): Promise<number> {
           if (values.help) return help('dev', output);
           return await runDev({ seed: values.seed === true }, output);
         }
-        const { values } = parse('demo', args, { keep: { type: 'boolean' } }, 0);
+        const { values } = parse('demo', args, { keep: { type: 'boolean' }, kind: { type: 'string' } }, 0);
         if (values.help) return help('demo', output);
-        return await runDemo({ keep: values.keep === true }, output);
+        return await runDemo({ keep: values.keep === true, kind: str(values, 'kind') }, output);
       }
       default:
         throw new UsageError(`unknown command "${command}"; commands: demo, dev, worker, start, status, approve, reject, list, evidence (see countersign --help)`);
