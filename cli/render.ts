@@ -53,6 +53,7 @@ export function renderStatus(status: RemediationStatus, now = Date.now()): strin
   for (const r of status.refused) {
     lines.push(`  refused ${r.decision ?? 'decision'} from ${r.approver ?? '?'} at ${r.at}: ${r.message}`);
   }
+  if (status.refusedNotListed) lines.push(`  … and ${status.refusedNotListed} more refused decisions (each in the history)`);
   if (status.stage) lines.push(`  stage ${status.stage}`);
   if (status.soakUntil) {
     lines.push(`  soaking until ${status.soakUntil} (${formatDuration(Date.parse(status.soakUntil) - now)} left)`);

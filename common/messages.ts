@@ -10,6 +10,8 @@ import type { ChangeResult, Plan, VerifyResult } from './plan';
 import type { EffectivePolicy } from './policy';
 import type { TargetInfo } from './requests';
 
+const DECISION_LIMITS_APPROVER = 256;
+
 export interface RemediationInput {
   /** A catalogue kind (the CLI accepts only those); the engine itself also runs test-only kinds. */
   kind: KindName | (string & {});
@@ -20,6 +22,21 @@ export interface RemediationInput {
   requestedBy: string;
   dryRun?: boolean;
 }
+
+/**
+ * The workflow input's schema. The CLI always sends a valid one; a run started some other way (the
+ * stock temporal CLI, a script) with a bad input ends `failed` with the reason instead of failing
+ * its workflow task forever.
+ */
+export const remediationInputSchema = z
+  .object({
+    kind: z.string().min(1).max(64),
+    account: z.string().regex(/^\d{12}$/, { error: 'account must be a 12-digit AWS account id' }).optional(),
+    params: z.record(z.string(), z.string().max(100_000)).default({}),
+    requestedBy: z.string({ error: 'requestedBy must name who requested the run' }).trim().min(1, { error: 'requestedBy must name who requested the run' }).max(DECISION_LIMITS_APPROVER),
+    dryRun: z.boolean().optional(),
+  })
+  .strict();
 
 /** The `decide` signal payload (also sent with `temporal workflow signal --name decide --input '{…}'`). */
 export interface DecideSignal {
@@ -91,6 +108,8 @@ export interface RemediationStatus {
   expiresAt?: string;
   decisions: RecordedDecision[];
   refused: RefusedDecision[];
+  /** Refusals beyond the listed ones, counted only (each is still in history as the message that carried it). */
+  refusedNotListed?: number;
   /** How many decisions have arrived (accepted + refused): a client waits for this to grow. */
   decisionsReceived: number;
   stage?: string;
@@ -122,7 +141,7 @@ export const decideUpdate = defineUpdate<DecideReply, [DecideSignal]>('decide');
 export const statusQuery = defineQuery<RemediationStatus>('status');
 
 /** Bounds on what a decision may carry: an outsider cannot grow the run's state, query or result. */
-export const DECISION_LIMITS = { approver: 256, comment: 2_000 } as const;
+export const DECISION_LIMITS = { approver: DECISION_LIMITS_APPROVER, comment: 2_000 } as const;
 
 /** The `decide` payload's schema: the one check for the signal, the update and the CLI. */
 export const decideSchema = z

@@ -8,6 +8,9 @@ import { tryParseDuration } from './duration';
 
 const perKind = <T extends z.ZodTypeAny>(value: T) => z.record(z.string(), value);
 
+const MAX_APPROVERS = 500;
+const MAX_PROTECTED = 1_000;
+
 /** The approval window: long enough for a holiday, short enough that a forgotten plan goes stale. */
 const MAX_APPROVAL_TIMEOUT_MS = 90 * 86_400_000;
 
@@ -20,10 +23,11 @@ const duration = z.string().refine((s) => {
 
 export const approvalPolicySchema = z
   .object({
-    approvers: perKind(z.array(z.string().min(1))).default({}),
+    // Bounded: a policy lists people, and every decision is checked against the list on the workflow's thread.
+    approvers: perKind(z.array(z.string().min(1).max(256)).max(MAX_APPROVERS, { error: `at most ${MAX_APPROVERS} approvers per kind` })).default({}),
     quorum: perKind(z.number().int().min(1)).default({ '*': 1 }),
     approvalTimeout: duration.default('7d'),
-    protectedPrincipals: z.array(z.string().min(1)).default([]),
+    protectedPrincipals: z.array(z.string().min(1).max(2048)).max(MAX_PROTECTED, { error: `at most ${MAX_PROTECTED} protected principal patterns` }).default([]),
     maxChanges: z.number().int().min(1).default(200),
   })
   .strict();
@@ -55,6 +59,17 @@ export interface EffectivePolicy {
   maxChanges: number;
 }
 
+/** The first item of each key, in order (linear: a policy may be large). */
+function firstOfEach<T>(items: readonly T[], key: (item: T) => string): T[] {
+  const seen = new Set<string>();
+  return items.filter((item) => {
+    const k = key(item);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
 export function effectivePolicy(file: ApprovalPolicyFile, kind: string, source: string): EffectivePolicy {
   const approvers = file.approvers[kind] ?? file.approvers['*'] ?? [];
   const quorum = file.quorum[kind] ?? file.quorum['*'] ?? 1;
@@ -62,7 +77,7 @@ export function effectivePolicy(file: ApprovalPolicyFile, kind: string, source: 
     kind,
     source,
     // One person, one entry: names compare case-insensitively (as the approval gate does).
-    approvers: approvers.filter((a, i) => approvers.findIndex((b) => b.trim().toLowerCase() === a.trim().toLowerCase()) === i),
+    approvers: firstOfEach(approvers, (a) => a.trim().toLowerCase()),
     quorum,
     approvalTimeout: file.approvalTimeout,
     protectedPrincipals: [...new Set([...BUILT_IN_PROTECTED_PRINCIPALS, ...file.protectedPrincipals])],

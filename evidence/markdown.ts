@@ -62,6 +62,7 @@ export function evidenceMarkdown(e: EvidenceRecord): string {
     ...e.refused.map((r) => ({ seq: r.seq, line: `- ${t(r.at)}: refused ${t(r.decision ?? 'decision')} from ${t(r.approver ?? '?')} (${t(r.reason)}): ${t(r.message)}` })),
   ].sort((a, b) => a.seq - b.seq);
   for (const { line } of inOrder) out.push(line);
+  if (e.refusedNotListed) out.push(`- … and ${e.refusedNotListed} more refused decisions, each in the history (see messages in the JSON evidence)`);
   if (!e.decisions.length && !e.refused.length) out.push('- none');
   out.push('');
   out.push('## Results');

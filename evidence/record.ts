@@ -56,6 +56,7 @@ export interface EvidenceRecord {
   messages: MessageEvidence[];
   decisions: RemediationStatus['decisions'];
   refused: RemediationStatus['refused'];
+  refusedNotListed?: number;
   approvedBy: string[];
   /** Each change's result, with the snapshot recorded in history before a destructive change. */
   results: (ChangeResult & { snapshot?: unknown })[];
@@ -176,6 +177,7 @@ export function buildEvidence(
     messages,
     decisions: final?.decisions ?? [],
     refused: final?.refused ?? [],
+    ...(final?.refusedNotListed ? { refusedNotListed: final.refusedNotListed } : {}),
     approvedBy: (final?.decisions ?? []).filter((d) => d.decision === 'approve').map((d) => d.approver),
     // The snapshot belongs on the result of the change it preceded (not on a later rollback row), and a
     // null snapshot (the resource was already gone) is not a record of anything.

@@ -5,7 +5,7 @@
  * A reject is accepted from a policy approver or from the requester (withdrawing their own request),
  * while awaiting approval or during apply (it halts the run and rolls back what is reversible).
  */
-import type { DecideReply, DecideSignal, RecordedDecision, RefusalReason, RemediationStatus } from '../common/messages';
+import type { DecideReply, DecideSignal, RecordedDecision, RefusalReason, RefusedDecision, RemediationStatus } from '../common/messages';
 import { DECISION_LIMITS, parseDecideSignal } from '../common/messages';
 
 /** A field of a malformed decision, kept only as far as a well-formed one could be: state stays bounded. */
@@ -21,6 +21,13 @@ function clipped(value: unknown, max: number): string | undefined {
 export function sameIdentity(a: string, b: string): boolean {
   return a.trim().toLowerCase() === b.trim().toLowerCase();
 }
+
+/**
+ * Refusals kept in the run's state (status query, result). Every decision is in history anyway, as
+ * the signal or update that carried it; past this many, refusals are counted rather than listed, so
+ * nobody can grow the state past Temporal's limits by sending decisions.
+ */
+export const REFUSALS_LISTED = 50;
 
 export class ApprovalGate {
   /** Keyed by the lower-cased approver name. */
@@ -55,7 +62,7 @@ export class ApprovalGate {
     if (typeof parsed === 'string') {
       const r = raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
       const message = `malformed decision: ${parsed}`;
-      status.refused.push({
+      this.keepRefusal({
         seq,
         at,
         decision: clipped(r.decision, 16),
@@ -68,10 +75,15 @@ export class ApprovalGate {
     }
     const verdict: { refusal?: { reason: RefusalReason; message: string } } = {};
     this.judge(parsed, seq, at, (reason, message) => {
-      status.refused.push({ seq, at, ...parsed, reason, message });
+      this.keepRefusal({ seq, at, ...parsed, reason, message });
       verdict.refusal = { reason, message };
     });
     return verdict.refusal ? reply(verdict.refusal.reason, verdict.refusal.message) : reply();
+  }
+
+  private keepRefusal(refusal: RefusedDecision): void {
+    if (this.status.refused.length < REFUSALS_LISTED) this.status.refused.push(refusal);
+    else this.status.refusedNotListed = (this.status.refusedNotListed ?? 0) + 1;
   }
 
   private judge(parsed: DecideSignal, seq: number, at: string, refuse: (reason: RefusalReason, message: string) => void): void {

@@ -21,7 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Outcome, Phase, RemediationInput, RemediationStatus } from '../common/messages';
-import { decideSignal, decideUpdate, statusQuery } from '../common/messages';
+import { decideSignal, decideUpdate, remediationInputSchema, statusQuery } from '../common/messages';
 import type { Change, ChangeOutcome, ChangeResult, Plan, Stage, VerifyResult } from '../common/plan';
 import type { EffectivePolicy } from '../common/policy';
 import { protectingPattern } from '../common/policy';
@@ -116,8 +116,12 @@ function enterPhase(status: RemediationStatus, phase: Phase): void {
   if (phase !== 'done') upsertMemo({ phase });
 }
 
-export async function runRemediation(input: RemediationInput, def: RemediationDefinition): Promise<RemediationStatus> {
+export async function runRemediation(rawInput: RemediationInput, def: RemediationDefinition): Promise<RemediationStatus> {
   const info = workflowInfo();
+  const checked = remediationInputSchema.safeParse(rawInput);
+  const input: RemediationInput = checked.success
+    ? checked.data
+    : { kind: String((rawInput as Partial<RemediationInput> | undefined)?.kind ?? 'unknown').slice(0, 64), params: {}, requestedBy: 'unknown' };
   const status: RemediationStatus = {
     kind: input.kind,
     workflowId: info.workflowId,
@@ -156,6 +160,11 @@ export async function runRemediation(input: RemediationInput, def: RemediationDe
     log.info('remediation finished', { workflowId: info.workflowId, kind: input.kind, outcome, reason });
     return status;
   };
+
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    return finish('failed', `invalid workflow input${issue?.path.length ? ` at ${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'}; start runs with \`countersign start\``);
+  }
 
   const appliedResults = new Map<string, ChangeResult>();
   try {

@@ -637,6 +637,19 @@ describe('the remediation engine, with a synthetic in-memory kind', () => {
     expect(store.touched(direct)).toEqual([iamUser('ordinary')]);
   });
 
+  it('ends "failed" with the reason, instead of a failing workflow task, when started without a requester or with a bad account', async () => {
+    for (const [input, reason] of [
+      [{ kind: SYNTHETIC_KIND, params: {} }, /invalid workflow input at requestedBy: requestedBy must name who requested the run/],
+      [{ kind: SYNTHETIC_KIND, params: {}, requestedBy: 'riley', account: '12' }, /invalid workflow input at account: account must be a 12-digit AWS account id/],
+    ] as const) {
+      const handle = await client.workflow.start('syntheticRemediation', { taskQueue: main.taskQueue, workflowId: `synthetic/${randomUUID()}`, args: [input as unknown as RemediationInput] });
+      const final = (await handle.result()) as RemediationStatus;
+      expect(final.outcome).toBe('failed');
+      expect(final.outcomeReason).toMatch(reason);
+      expect(store.eventsOf(handle.workflowId)).toEqual([]);
+    }
+  });
+
   it('fails a run with an invalid or unknown parameter, naming it, before planning touches anything', async () => {
     const scenario: SyntheticScenario = { stages: [{ name: 'one' }], changes: [change('v1', 'one')] };
 

@@ -1,6 +1,6 @@
 import type { RemediationStatus } from '../../common/messages';
 import type { Plan } from '../../common/plan';
-import { ApprovalGate } from '../../workflows/approval';
+import { ApprovalGate, REFUSALS_LISTED } from '../../workflows/approval';
 
 const DIGEST = 'd'.repeat(64);
 
@@ -113,5 +113,22 @@ describe('the approval gate', () => {
     const status = awaiting({ phase: 'applying' });
     new ApprovalGate(status).receive(approve('dana'));
     expect(status.refused[0]).toMatchObject({ reason: 'not-awaiting-decision' });
+  });
+
+  it('refuses oversized fields, and keeps its state bounded whatever arrives', () => {
+    const status = awaiting();
+    const gate = new ApprovalGate(status);
+    const huge = 'x'.repeat(1_000_000);
+    const reply = gate.receive({ decision: 'approve', approver: 'dana', planDigest: DIGEST, comment: huge });
+    expect(reply).toMatchObject({ accepted: false, reason: 'malformed', message: 'malformed decision: comment must be at most 2000 characters' });
+    gate.receive({ decision: 'approve', approver: huge, planDigest: DIGEST });
+    for (let i = 0; i < 500; i++) gate.receive({ decision: 'approve', approver: `outsider-${i}`, planDigest: DIGEST, comment: 'y'.repeat(2_000) });
+    expect(status.refused).toHaveLength(REFUSALS_LISTED);
+    expect(status.refusedNotListed).toBe(502 - REFUSALS_LISTED);
+    // The stored approver of the 1 MB one is clipped; the whole state stays small.
+    expect(status.refused[1]?.approver?.length).toBeLessThan(400);
+    expect(JSON.stringify(status).length).toBeLessThan(200_000);
+    // And a valid approval still counts.
+    expect(gate.receive(approve('dana'))).toMatchObject({ accepted: true, approvals: 1, quorum: 2 });
   });
 });

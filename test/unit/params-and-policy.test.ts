@@ -100,3 +100,14 @@ describe('approval policy', () => {
     expect(() => parseApprovalPolicy('{"approvers":{"scp":["a"]},"quorum":{"*":2}}', 'p.json')).toThrow(/quorum for "scp" is 2 but only 1/);
   });
 });
+
+describe('approval policy size', () => {
+  it('de-duplicates approvers case-insensitively, keeping the first spelling and the order', () => {
+    const file = parseApprovalPolicy(JSON.stringify({ approvers: { '*': ['Alice', 'bob', 'alice ', 'Carol', 'BOB'] } }), 'p.json');
+    expect(effectivePolicy(file, 'k', 'p.json').approvers).toEqual(['Alice', 'bob', 'Carol']);
+  });
+  it('refuses an oversized approver list with a clear error', () => {
+    const many = Array.from({ length: 20_000 }, (_, i) => `approver-${i}`);
+    expect(() => parseApprovalPolicy(JSON.stringify({ approvers: { '*': many } }), 'p.json')).toThrow(/invalid at approvers\.\*: at most 500 approvers per kind/);
+  });
+});
