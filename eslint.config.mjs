@@ -1,4 +1,4 @@
-// Lint, with the layering of DESIGN §3/§5 enforced rather than hoped for:
+// Lint, with the layering of docs/design.md §3/§5 enforced rather than hoped for:
 //   workflows/ is deterministic code bundled into Temporal's workflow sandbox: no Node, no I/O libraries,
 //              activity *types* only;
 //   common/    is imported by workflows, activities and the CLI alike, so it imports none of them.
@@ -19,7 +19,7 @@ const nodeBuiltin = `^(node:.*|(${builtinModules.map(escape).join('|')})(/.*)?)$
 /** `../x`, `../../x/y`: one of our top-level folders, from any depth. */
 const ourFolder = (...names) => `^(\\.\\./)+(${names.join('|')})(/.*)?$`;
 
-const inWorkflow = (why) => `Workflow code must stay deterministic (DESIGN §5): ${why}`;
+const inWorkflow = (why) => `Workflow code must stay deterministic (docs/design.md §5): ${why}`;
 
 const workflowImports = {
   paths: [
@@ -40,7 +40,7 @@ const workflowImports = {
   ],
 };
 
-const inCommon = 'common/ is shared by workflows, activities and the CLI, so it imports only common/ (STYLE.md).';
+const inCommon = 'common/ is shared by workflows, activities and the CLI, so it imports only common/ (docs/design.md §3).';
 
 const commonImports = {
   paths: [

@@ -1,6 +1,6 @@
 /**
  * The engine's side of the activity boundary: what holds for every kind without the kind doing
- * anything (DESIGN §5). Every activity the worker registers passes through `withEngineGuards`:
+ * anything (docs/design.md §5). Every activity the worker registers passes through `withEngineGuards`:
  *
  * - a plan request gets its parameters typed and defaulted by the kind's declared schema (a bad one
  *   fails the run with the parameter's name and the reason), and the kind's plan comes back with

@@ -1,6 +1,6 @@
 /**
  * stale-iam-users activities: plan from the credential report, snapshot, disable, delete, roll back,
- * verify (reference/aws.md §5). The credential report never crosses into history: the plan carries
+ * verify (docs/aws.md §5). The credential report never crosses into history: the plan carries
  * only the candidates and the reasons others are left alone.
  */
 import { GetGroupCommand, GetUserCommand, ListUserTagsCommand, paginateListUsers, paginateListVirtualMFADevices } from '@aws-sdk/client-iam';
@@ -24,7 +24,7 @@ import { EXEMPT_TAG, credentialDrift, credentialState, disabledState, notInSnaps
 
 /** AWS regenerates the report at most every 4 h; an older one is regenerated before acting (§5.3). */
 const REPORT_MAX_AGE_MS = 4 * 3_600_000;
-/** Left-alone entries listed in the plan; the rest are counted (bounded history, DESIGN §5). */
+/** Left-alone entries listed in the plan; the rest are counted (bounded history, docs/design.md §5). */
 const LEFT_ALONE_LISTED = 500;
 
 export interface StaleIamUserDeps {

@@ -1,4 +1,4 @@
-/** CLI failures with stable exit codes (DESIGN §4): 2 bad input, 1 anything else. */
+/** CLI failures with stable exit codes (docs/design.md §4): 2 bad input, 1 anything else. */
 export class UsageError extends Error {
   override name = 'UsageError';
   readonly exitCode = 2;

@@ -1,5 +1,5 @@
 /**
- * The `countersign` command (DESIGN §4). Input is validated here, at the edge: a bad kind, parameter,
+ * The `countersign` command (docs/design.md §4). Input is validated here, at the edge: a bad kind, parameter,
  * flag or file exits 2 with a one-line reason before anything is started.
  */
 import { readFileSync, writeFileSync } from 'node:fs';

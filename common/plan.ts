@@ -1,5 +1,5 @@
 /**
- * The plan an approver signs (DESIGN §1.2) and the results of carrying it out.
+ * The plan an approver signs (docs/design.md §1.2) and the results of carrying it out.
  * Plans are produced by activities, so they sit in history and replay never re-runs planner code.
  */
 import type { Json } from './json';

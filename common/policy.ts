@@ -1,5 +1,5 @@
 /**
- * The approval policy (DESIGN §4): who may approve which kind, how many distinct approvers, how long
+ * The approval policy (docs/design.md §4): who may approve which kind, how many distinct approvers, how long
  * the gate waits, which principals are never changed, and the largest plan that may be approved.
  * Loaded from COUNTERSIGN_POLICY by an activity at workflow start, so the policy in force is in history.
  */
@@ -36,7 +36,7 @@ export type ApprovalPolicyFile = z.infer<typeof approvalPolicySchema>;
 
 /**
  * Always protected, whatever the file says: the file's list is added to these, never replaces them
- * (fail closed — DESIGN §5).
+ * (fail closed — docs/design.md §5).
  */
 export const BUILT_IN_PROTECTED_PRINCIPALS = [
   'arn:aws:iam::*:user/break-glass*',

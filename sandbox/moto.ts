@@ -1,6 +1,6 @@
 /**
  * The AWS sandbox: a real moto server (pinned moto[server] in .venv) on a free localhost port.
- * Managed policies are loaded so `arn:aws:iam::aws:policy/...` attaches work (reference/aws.md §0).
+ * Managed policies are loaded so `arn:aws:iam::aws:policy/...` attaches work (docs/aws.md §0).
  */
 import { ensureMotoServer } from './toolchain';
 import type { ServerProcess } from './processes';

@@ -1,5 +1,5 @@
 /**
- * Locate or build the real parts the sandbox runs (DESIGN §6), with nothing downloaded by URL:
+ * Locate or build the real parts the sandbox runs (docs/design.md §6), with nothing downloaded by URL:
  *  - the `temporal` CLI: $TEMPORAL_CLI, then PATH, then a cache outside the clone keyed by version,
  *    else built once with `go install github.com/temporalio/cli/cmd/temporal@<version>` into that cache;
  *  - a pinned moto[server] in a project-local Python venv (.venv/), or $MOTO_SERVER.

@@ -1,5 +1,5 @@
 /**
- * Worker and client configuration from the environment (DESIGN §4): Temporal through
+ * Worker and client configuration from the environment (docs/design.md §4): Temporal through
  * @temporalio/envconfig (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS, profiles —
  * the same as the temporal CLI), the task queue, the approval policy path, and AWS settings.
  */

@@ -1,5 +1,5 @@
 /**
- * The approval gate (DESIGN §1.3): decisions name a plan digest; the gate refuses — and records why —
+ * The approval gate (docs/design.md §1.3): decisions name a plan digest; the gate refuses — and records why —
  * a decision from the requester, from someone outside the policy, for another digest, after expiry,
  * a duplicate, or one that arrives when nothing awaits a decision. Quorum counts distinct approvers.
  * A reject is accepted from a policy approver or from the requester (withdrawing their own request),

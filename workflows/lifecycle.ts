@@ -1,5 +1,5 @@
 /**
- * The engine every remediation runs (DESIGN §1): load policy → plan → approval gate → stages with
+ * The engine every remediation runs (docs/design.md §1): load policy → plan → approval gate → stages with
  * soaks, snapshots and drift re-checks → verify → outcome. A kind supplies its activities through a
  * RemediationDefinition; the engine never changes when a kind is added.
  *

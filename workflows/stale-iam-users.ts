@@ -1,6 +1,6 @@
 /**
  * stale-iam-users: credential report → users idle past maxIdle → disable (snapshot first) → soak →
- * re-check → remove every dependent in AWS's order → delete → verify (DESIGN §2, reference/aws.md §5).
+ * re-check → remove every dependent in AWS's order → delete → verify (docs/design.md §2, docs/aws.md §5).
  */
 import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
 import type { RemediationInput, RemediationStatus } from '../common/messages';

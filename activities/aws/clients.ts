@@ -1,6 +1,6 @@
 /**
  * AWS clients, one per account, service and region, shared by all activities of a worker (the SDK's
- * retry quota is per client instance — reference/aws.md §6.2). SDK retries stay few and fast; Temporal
+ * retry quota is per client instance — docs/aws.md §6.2). SDK retries stay few and fast; Temporal
  * owns the long horizon (§6.4). AWS_ENDPOINT_URL points every client at an emulator.
  */
 import { createHash } from 'node:crypto';
@@ -18,7 +18,7 @@ export interface AwsSettings {
   endpoint?: string;
   /**
    * Which emulator answers, when one does. moto lacks some operations and fixes some values
-   * (reference/aws.md §9); activities use this to tolerate exactly those gaps and nothing else.
+   * (docs/aws.md §9); activities use this to tolerate exactly those gaps and nothing else.
    */
   emulator?: 'moto';
   /** Total HTTP attempts per SDK call. */
@@ -59,7 +59,7 @@ export interface AccountAccess {
 }
 
 /**
- * A role session name that leads back to the workflow (reference/aws.md §7: 2–64 characters of
+ * A role session name that leads back to the workflow (docs/aws.md §7: 2–64 characters of
  * [\w+=,.@-]). It appears in every CloudTrail event the run causes in the target account, so an
  * auditor can join those events to the workflow history. Too long a workflow id keeps its start and
  * gains a hash of the whole, so two workflows never share a session name.
@@ -130,7 +130,7 @@ export class AccountClients {
     return client;
   }
 
-  /** IAM and Organizations are global: their clients live in us-east-1 (reference/aws.md §0). */
+  /** IAM and Organizations are global: their clients live in us-east-1 (docs/aws.md §0). */
   iam(): IAMClient {
     return this.cached('iam', () => new IAMClient(this.common('us-east-1')));
   }
@@ -170,7 +170,7 @@ export class AccountClients {
 }
 
 /**
- * Every AWS client of a worker, in one place (DESIGN §4): the worker's own account directly, any
+ * Every AWS client of a worker, in one place (docs/design.md §4): the worker's own account directly, any
  * other account of the organization by assuming `settings.accountRole` there, with a role session
  * name traced to the workflow. Clients are shared per account, service and region, so the SDK's
  * retry quota and the assumed credentials are too.

@@ -1,5 +1,5 @@
 /**
- * The one place AWS errors are classified (DESIGN §5, reference/aws.md §6.3).
+ * The one place AWS errors are classified (docs/design.md §5, docs/aws.md §6.3).
  *
  * SDK retries stay few and fast; Temporal owns the long horizon. Every error leaving an activity is
  * an ApplicationFailure typed `AWS.<name>` whose retryability is decided here, at throw time, so the
@@ -112,13 +112,13 @@ export function classifyAwsError(err: unknown, context: AwsErrorContext = {}): A
   if (CONFLICT.has(name)) return { ...base, category: 'conflict', retryable: true };
   if (EXPIRED.has(name)) return { ...base, category: 'expired-credentials', retryable: true };
   // A 5xx whose body is not AWS XML/JSON. Real AWS: a transient fault, retried. moto: an
-  // unimplemented operation, which would loop under Temporal (reference/aws.md §6.3, §8.2), so
+  // unimplemented operation, which would loop under Temporal (docs/aws.md §6.3, §8.2), so
   // there it is its own category and never retried.
   const unparsed5xx = (name === 'Error' || name === 'SyntaxError') && status !== undefined && status >= 500;
   if (unparsed5xx && context.emulator === 'moto') return { ...base, category: 'unimplemented', retryable: false };
   if (TRANSIENT.has(name) || (status !== undefined && status >= 500)) return { ...base, category: 'transient', retryable: true };
   // Everything else is permanent, IAM's LimitExceededException included: the SDK retries it as
-  // throttling, but for IAM it is a quota (a third access key), never a rate (reference/aws.md §6.2).
+  // throttling, but for IAM it is a quota (a third access key), never a rate (docs/aws.md §6.2).
   return { ...base, category: 'permanent', retryable: false };
 }
 

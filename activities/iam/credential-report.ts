@@ -1,6 +1,6 @@
 /**
  * The IAM credential report: fetch it (with freshness), parse it, and judge each user's staleness
- * (reference/aws.md §5.3, moto differences in §9).
+ * (docs/aws.md §5.3, moto differences in §9).
  *
  * Parsing is strict where a silent misreading could remove a user: a missing column, a row of the
  * wrong width, a boolean or date the report format does not define all throw. The sentinels the

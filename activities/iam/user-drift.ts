@@ -1,5 +1,5 @@
 /**
- * The fail-closed re-checks of stale-iam-users (DESIGN §1.4): before changing a user, compare a fresh
+ * The fail-closed re-checks of stale-iam-users (docs/design.md §1.4): before changing a user, compare a fresh
  * read with the state the approver approved, and with the snapshot already in history, and refuse on
  * any difference that matters. Pure functions, unit-tested.
  */

@@ -1,6 +1,6 @@
 /**
  * IAM user lifecycle primitives: snapshot (so the user can be recreated), disable (reversible),
- * re-activate (rollback of the disable) and remove (reference/aws.md §5.1, §5.2).
+ * re-activate (rollback of the disable) and remove (docs/aws.md §5.1, §5.2).
  *
  * These are plain async functions over one IAMClient; the activity wrapper classifies what they
  * throw (activities/aws/errors.ts). There are no retry loops here: Temporal owns retries (§6.4).
@@ -72,7 +72,7 @@ export interface IamUserSnapshot {
 }
 
 export interface IamLifecycleOptions {
-  /** The emulator answering, if any; only its known gaps are tolerated (reference/aws.md §9). */
+  /** The emulator answering, if any; only its known gaps are tolerated (docs/aws.md §9). */
   emulator?: 'moto';
   now?: () => Date;
   /**

@@ -1,5 +1,5 @@
 /**
- * The error classifier (reference/aws.md §6.3). Errors are built the way SDK v3 builds them: modelled
+ * The error classifier (docs/aws.md §6.3). Errors are built the way SDK v3 builds them: modelled
  * errors as their exception classes, unmodelled wire codes as the service base class with that name.
  */
 import { ConcurrentModificationException as OrgConcurrent } from '@aws-sdk/client-organizations';

@@ -1,7 +1,7 @@
 /**
  * The credential report (activities/iam/credential-report.ts): parser, staleness rule, fetch.
  *
- * The parser and the staleness rule run on a REAL-format fixture (reference/aws.md §5.3: the
+ * The parser and the staleness rule run on a REAL-format fixture (docs/aws.md §5.3: the
  * `<root_account>` row with its not_supported fields, N/A, no_information, both keys, ISO dates)
  * because moto's report differs (§9: no root row, password_last_used=not_supported,
  * password_last_changed=user_creation_time). A moto-format fixture checks that those differences

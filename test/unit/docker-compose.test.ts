@@ -440,7 +440,7 @@ describe('docker-compose.yml (static: no Docker engine here)', () => {
 describe('config/policy.example.json', () => {
   const text = readFileSync(path.join(ROOT, 'config', 'policy.example.json'), 'utf8');
 
-  it('is JSON with every field of the approval policy (DESIGN §4)', () => {
+  it('is JSON with every field of the approval policy (docs/design.md §4)', () => {
     const policy = JSON.parse(text) as Record<string, unknown>;
     expect(Object.keys(policy).sort()).toEqual(['approvalTimeout', 'approvers', 'maxChanges', 'protectedPrincipals', 'quorum']);
     expect(policy.approvers).toHaveProperty('*');

@@ -1,7 +1,7 @@
 /**
  * IAM user lifecycle (activities/iam/user-lifecycle.ts) against a STATEFUL fake IAM.
  *
- * Why a fake and not moto: moto is lenient exactly where this code can go wrong (reference/aws.md
+ * Why a fake and not moto: moto is lenient exactly where this code can go wrong (docs/aws.md
  * §9). It lets DeleteUser succeed while login profiles, keys, MFA, SSH keys, certificates and
  * group memberships remain (only policies block it), lets DeleteVirtualMFADevice delete a device
  * that is still assigned, ignores Marker/MaxItems on IAM lists, and does not implement
@@ -98,7 +98,7 @@ function need(value: string | undefined): string {
   return value;
 }
 
-/** What the SDK throws for moto's HTML 500 on an unimplemented IAM operation (reference/aws.md §6.1, §9). */
+/** What the SDK throws for moto's HTML 500 on an unimplemented IAM operation (docs/aws.md §6.1, §9). */
 function motoUnimplemented(): Error {
   const err = new Error('Deserialization error: to see the raw response, inspect the hidden field {error}.$response on this object.');
   return Object.assign(err, { name: 'Error', $metadata: { httpStatusCode: 500, attempts: 1 } });
