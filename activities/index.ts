@@ -11,6 +11,8 @@ import { createEngineActivities, withEngineGuards } from './engine';
 import { withPeriodicHeartbeat } from './heartbeat';
 import { createPolicyActivities } from './policy';
 import { createStaleIamUserActivities } from './stale-iam-users';
+import { createOrgTrailActivities } from './org-trail';
+import { createRetireDefaultTrailActivities } from './retire-default-trails';
 
 export interface ActivityDeps {
   aws: AwsClients;
@@ -40,6 +42,8 @@ export function createActivities(deps: ActivityDeps) {
       ...createPolicyActivities({ policyPath: deps.policyPath }),
       ...createEngineActivities({ aws: deps.aws }),
       ...createStaleIamUserActivities({ aws: deps.aws, now: deps.now }),
+      ...createOrgTrailActivities({ aws: deps.aws }),
+      ...createRetireDefaultTrailActivities({ aws: deps.aws, now: deps.now }),
     },
     { aws: deps.aws, errors: { emulator: deps.aws.settings.emulator } },
   );

@@ -5,7 +5,7 @@
  * `workflows/<kind>.ts` and `activities/<kind>.ts`; the kind name type is derived from this object.
  */
 import type { ParamSpecs, ParamsOf } from './params';
-import { ParamError, duration, names, resolveParams } from './params';
+import { ParamError, arn, duration, names, orgIds, resolveParams, text } from './params';
 
 export interface KindSpec<P extends ParamSpecs = ParamSpecs> {
   workflowType: string;
@@ -33,6 +33,56 @@ export const KINDS = {
       maxIdle: duration({ default: '90d', description: 'a credential unused (or, never used, issued) this long ago is idle' }),
       soak: duration({ default: '14d', max: '365d', description: 'how long users stay disabled before they are deleted' }),
       exempt: names({ description: 'comma-separated user names never touched (users tagged countersign:exempt are exempt too)' }),
+    },
+  }),
+  'org-trail': defineKind({
+    workflowType: 'createOrgTrail',
+    summary:
+      'Create (or adopt) the organization CloudTrail trail: trusted access, a protected log bucket with the organization-trail policy, a multi-region trail with log-file validation, logging started and verified.',
+    controls: ['CC7.2', 'CC7.3', 'CC8.1'],
+    scope: 'management',
+    params: {
+      bucket: text({
+        label: 'BUCKET',
+        description: 'the S3 bucket the trail delivers to (created in the home region when missing)',
+        pattern: /^(?!\d+\.\d+\.\d+\.\d+$)(?!xn--)[a-z0-9](?:[a-z0-9-]|\.(?!\.))*[a-z0-9]$/,
+        expected: 'an S3 bucket name: 3–63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit',
+      }),
+      trailName: text({
+        label: 'NAME',
+        default: 'org-trail',
+        description: 'the trail name',
+        pattern: /^(?=.{3,128}$)[A-Za-z0-9](?:[A-Za-z0-9]|[._-](?=[A-Za-z0-9]))*$/,
+        expected: 'a trail name: 3–128 letters, digits, ".", "_" or "-", starting and ending with a letter or digit, no two special characters together',
+      }),
+      homeRegion: text({
+        label: 'REGION',
+        optional: true,
+        description: "the trail's home region (default: the worker's region)",
+        pattern: /^[a-z]{2}(-gov)?-[a-z]+-\d$/,
+        expected: 'an AWS region such as us-east-1',
+      }),
+      kmsKeyId: text({
+        label: 'KMS-KEY',
+        optional: true,
+        description: 'encrypt log files with this KMS key (alias/…, key id or ARN, in the bucket\'s region)',
+        pattern: /^(alias\/[\w/-]{1,250}|[0-9a-f-]{36}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[\w/-]+)$/,
+        expected: 'a KMS key: alias/NAME, a key id, or a key or alias ARN',
+      }),
+      cloudWatchLogsGroupArn: arn({ service: 'logs', optional: true, description: 'also deliver to this CloudWatch Logs log group (in the management account)' }),
+      cloudWatchLogsRoleArn: arn({ service: 'iam', optional: true, description: 'the role CloudTrail assumes to write to that log group' }),
+    },
+  }),
+  'retire-default-trails': defineKind({
+    workflowType: 'retireDefaultTrails',
+    summary:
+      'Once a healthy organization trail logs, stop then delete the trails it makes redundant (duplicates of management events, broken trails); keep every trail with a purpose of its own, with the reason.',
+    controls: ['CC7.2', 'CC8.1'],
+    scope: 'management',
+    params: {
+      accounts: orgIds({ accepts: ['account'], allowAll: true, description: 'the accounts whose trails are reviewed: ids, or "all" (the management account and every member)' }),
+      soak: duration({ default: '7d', max: '365d', description: 'how long trails stay stopped before they are deleted' }),
+      keep: names({ description: 'comma-separated trail names never retired' }),
     },
   }),
 } as const;

@@ -1,2 +1,4 @@
 // Every workflow the worker registers. One file per kind; the engine is in lifecycle.ts.
 export { removeStaleIamUsers } from './stale-iam-users';
+export { createOrgTrail } from './org-trail';
+export { retireDefaultTrails } from './retire-default-trails';

@@ -413,7 +413,13 @@ async function undoAll(newestFirst: Change[], ctx: StageContext): Promise<void> 
     try {
       const request: RollbackRequest = { role: 'rollback', ...ctx.scope, change, result, protectedPrincipals: ctx.protectedPrincipals };
       const outcome = await callActivity<ChangeOutcome>(rollback, 'rollback', request, change.id);
-      status.results.push({ changeId: change.id, status: 'rolled-back', at: new Date().toISOString(), ...(outcome.detail ? { detail: outcome.detail } : {}), ...(outcome.observed !== undefined ? { observed: outcome.observed } : {}) });
+      const extra = { ...(outcome.detail ? { detail: outcome.detail } : {}), ...(outcome.observed !== undefined ? { observed: outcome.observed } : {}) };
+      if (outcome.status === 'left-alone') {
+        // The kind chose not to undo it (e.g. a bucket it created now holds objects): it stays applied.
+        status.results.push({ changeId: change.id, status: 'rollback-failed', at: new Date().toISOString(), ...extra, detail: `not undone: ${outcome.detail ?? 'the kind left it in place'}` });
+        continue;
+      }
+      status.results.push({ changeId: change.id, status: 'rolled-back', at: new Date().toISOString(), ...extra });
       status.progress.rolledBack++;
       stillApplied.delete(change.id);
     } catch (err) {

@@ -11,6 +11,8 @@ import type { RemediationStatus } from '../../common/messages';
 import type { SandboxClientConfig, SeededOrganization } from '../organization';
 import { SANDBOX_ORGANIZATION, iamForAccount, sandboxClientConfig, seedOrganization } from '../organization';
 import { staleIamUsers } from './stale-iam-users';
+import { orgTrail } from './org-trail';
+import { retireDefaultTrails } from './retire-default-trails';
 
 /** What a scenario may use while seeding and checking the sandbox. */
 export interface ScenarioContext {
@@ -55,6 +57,8 @@ export interface Scenario<S extends ScenarioState = ScenarioState> {
 /** Every kind's demo scenario, keyed by kind. */
 export const SCENARIOS: Partial<Record<KindName, Scenario>> = {
   'stale-iam-users': staleIamUsers,
+  'org-trail': orgTrail,
+  'retire-default-trails': retireDefaultTrails,
 };
 
 export function scenarioKinds(): KindName[] {
