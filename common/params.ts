@@ -143,7 +143,7 @@ export function arn(o: { description: string; service?: string; default?: string
 }
 
 /** A JSON document read from a file by the CLI (e.g. a policy), at most `maxChars` characters minified. */
-export function jsonDocument(o: { description: string; maxChars?: number; optional?: boolean }): Param<Json> {
+export function jsonDocument(o: { description: string; maxChars?: number; optional?: boolean; /** Further checks: a one-line reason, or undefined when the document is fine. */ check?: (doc: Json) => string | undefined }): Param<Json> {
   return {
     label: 'FILE',
     description: o.description,
@@ -164,6 +164,11 @@ export function jsonDocument(o: { description: string; maxChars?: number; option
       const size = JSON.stringify(doc).length;
       if (o.maxChars !== undefined && size > o.maxChars) {
         ctx.addIssue({ code: 'custom', message: `is ${size} characters minified, over the limit of ${o.maxChars}` });
+        return z.NEVER;
+      }
+      const problem = o.check?.(doc as Json);
+      if (problem !== undefined) {
+        ctx.addIssue({ code: 'custom', message: problem });
         return z.NEVER;
       }
       return doc as Json;
@@ -189,12 +194,91 @@ export function text(o: { description: string; label: string; pattern: RegExp; e
   };
 }
 
+/** true or false. */
+export function flag(o: { description: string; default?: 'true' | 'false' }): Param<boolean> {
+  return {
+    label: 'true|false',
+    description: o.description,
+    default: o.default ?? 'false',
+    schema: input.transform((value, ctx) => {
+      const v = value.trim().toLowerCase();
+      if (v !== 'true' && v !== 'false') {
+        ctx.addIssue({ code: 'custom', message: `must be true or false (got ${JSON.stringify(value)})` });
+        return z.NEVER;
+      }
+      return v === 'true';
+    }),
+  };
+}
+
+/** A whole number within bounds. */
+export function integer(o: { description: string; default?: string; min: number; max: number }): Param<number> {
+  return {
+    label: 'N',
+    description: o.description,
+    default: o.default,
+    schema: input.transform((value, ctx) => {
+      const v = value.trim();
+      const n = Number(v);
+      if (!/^\d+$/.test(v) || n < o.min || n > o.max) {
+        ctx.addIssue({ code: 'custom', message: `must be a whole number from ${o.min} to ${o.max} (got ${JSON.stringify(value)})` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  };
+}
+
+/**
+ * A comma-separated list of IAM principal ARN patterns (`*` matches anything), e.g.
+ * `arn:aws:iam::*:role/break-glass*`: what guardrails exempt and policies protect.
+ */
+export function arnPatterns(o: { description: string; default?: string }): Param<string[]> {
+  const shape = /^arn:(aws[a-z-]*|\*):(iam|sts)::(\d{12}|\*):(role|user|assumed-role|root|\*)[\w+=,.@/*-]*$/;
+  return {
+    label: 'ARNS',
+    description: o.description,
+    default: o.default ?? '',
+    schema: input.transform((value, ctx) => {
+      const items = [...new Set(list(value))];
+      const bad = items.find((a) => !shape.test(a));
+      if (bad !== undefined) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(bad)} is not an IAM principal ARN pattern such as arn:aws:iam::*:role/break-glass*` });
+        return z.NEVER;
+      }
+      return items;
+    }),
+  };
+}
+
+/**
+ * Which IAM users or roles: `*` (all), names, and path prefixes ending in `/` (`/teams/data/`),
+ * comma-separated. Empty selects none.
+ */
+export function principalSelectors(o: { description: string; default?: string }): Param<string[]> {
+  return {
+    label: 'SELECTORS',
+    description: o.description,
+    default: o.default ?? '',
+    schema: input.transform((value, ctx) => {
+      const items = [...new Set(list(value))];
+      const bad = items.find((s) => s !== '*' && !/^[\w+=,.@-]{1,128}$/.test(s) && !/^\/([\w+=,.@-]+\/)*$/.test(s));
+      if (bad !== undefined) {
+        ctx.addIssue({ code: 'custom', message: `${JSON.stringify(bad)} is not "*", a name, or a path prefix such as /teams/data/` });
+        return z.NEVER;
+      }
+      return items;
+    }),
+  };
+}
+
 /** One of a fixed set of words. */
-export function choice<const T extends string>(o: { description: string; options: readonly T[]; default?: T }): Param<T> {
+export function choice<const T extends string>(o: { description: string; options: readonly T[]; default?: T; optional?: boolean }): Param<T> {
   return {
     label: o.options.join('|'),
     description: o.description,
     default: o.default,
+    optional: o.optional,
     schema: input.transform((value, ctx) => {
       const v = value.trim() as T;
       if (!o.options.includes(v)) {

@@ -1,6 +1,6 @@
 import { formatDuration, parseDuration, tryParseDuration } from '../../common/duration';
 import { ParamError, resolveKindParams } from '../../common/kinds';
-import { arn, choice, jsonDocument, orgIds, resolveParams, text } from '../../common/params';
+import { arn, arnPatterns, choice, flag, integer, jsonDocument, orgIds, principalSelectors, resolveParams, text } from '../../common/params';
 import { effectivePolicy, parseApprovalPolicy, principalMatches } from '../../common/policy';
 
 describe('durations', () => {
@@ -109,5 +109,34 @@ describe('approval policy size', () => {
   it('refuses an oversized approver list with a clear error', () => {
     const many = Array.from({ length: 20_000 }, (_, i) => `approver-${i}`);
     expect(() => parseApprovalPolicy(JSON.stringify({ approvers: { '*': many } }), 'p.json')).toThrow(/invalid at approvers\.\*: at most 500 approvers per kind/);
+  });
+});
+
+describe('parameter types for guardrails', () => {
+  const specs = {
+    allowRoot: flag({ description: 'attach to the root' }),
+    batch: integer({ description: 'per wave', default: '10', min: 1, max: 100 }),
+    exempt: arnPatterns({ description: 'never restricted' }),
+    roles: principalSelectors({ description: 'which roles' }),
+  };
+  it('types flags, numbers, ARN patterns and selectors', () => {
+    expect(resolveParams('k', specs, { allowRoot: 'TRUE', exempt: 'arn:aws:iam::*:role/break-glass*,arn:aws:iam::123456789012:user/ci', roles: '*,/teams/data/,app-role' })).toEqual({
+      allowRoot: true,
+      batch: 10,
+      exempt: ['arn:aws:iam::*:role/break-glass*', 'arn:aws:iam::123456789012:user/ci'],
+      roles: ['*', '/teams/data/', 'app-role'],
+    });
+  });
+  it('refuses what is not one', () => {
+    expect(() => resolveParams('k', specs, { allowRoot: 'yes' })).toThrow(/allowRoot must be true or false/);
+    expect(() => resolveParams('k', specs, { batch: '0' })).toThrow(/batch must be a whole number from 1 to 100/);
+    expect(() => resolveParams('k', specs, { batch: '2.5' })).toThrow(/batch must be a whole number/);
+    expect(() => resolveParams('k', specs, { exempt: 'break-glass' })).toThrow(/is not an IAM principal ARN pattern/);
+    expect(() => resolveParams('k', specs, { roles: 'teams/data' })).toThrow(/is not "\*", a name, or a path prefix/);
+  });
+  it('runs a document check of its own', () => {
+    const doc = { policy: jsonDocument({ description: 'p', check: (d) => ((d as { Version?: string }).Version === '2012-10-17' ? undefined : 'needs "Version": "2012-10-17"') }) };
+    expect(() => resolveParams('k', doc, { policy: '{}' })).toThrow(/policy needs "Version": "2012-10-17"/);
+    expect(resolveParams('k', doc, { policy: '{"Version":"2012-10-17"}' }).policy).toEqual({ Version: '2012-10-17' });
   });
 });
