@@ -182,7 +182,7 @@ export async function runDemo(options: { keep: boolean; kind?: string }, out: Ou
     out.result({ ok, runs });
     say('');
     for (const r of runs) say(`${r.ok ? 'ok    ' : 'FAILED'} ${r.kind} in account ${r.account ?? '?'}: ${r.outcome ?? r.error ?? 'no outcome'}`);
-    say(ok ? 'Demo finished: every plan was approved, applied in its member account, verified, and recorded.' : 'Demo FAILED: see above.');
+    say(ok ? 'Demo finished: every plan was approved, applied in its target account, verified, and recorded.' : 'Demo FAILED: see above.');
     if (options.keep) {
       say('\nThe stack keeps running (Ctrl-C to stop). The sandbox holds the last scenario\'s organization.');
       printEnv(stack, out);
