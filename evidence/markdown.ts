@@ -67,7 +67,10 @@ export function evidenceMarkdown(e: EvidenceRecord): string {
   out.push('');
   out.push('## Results');
   out.push('');
-  for (const r of e.results) out.push(`- ${t(r.at)}: ${t(r.changeId)} **${t(r.status)}**${r.detail ? ` — ${t(r.detail)}` : ''}${r.snapshot !== undefined ? ' (snapshot recorded)' : ''}`);
+  for (const r of e.results) {
+    const partial = r.status === 'failed' && r.observed !== undefined ? `; before failing it did: ${t(JSON.stringify(r.observed).slice(0, 1_000))}` : '';
+    out.push(`- ${t(r.at)}: ${t(r.changeId)} **${t(r.status)}**${r.detail ? ` — ${t(r.detail)}` : ''}${partial}${r.snapshot !== undefined ? ' (snapshot recorded)' : ''}`);
+  }
   if (!e.results.length) out.push('- none');
   if (e.verification) {
     out.push('');

@@ -300,6 +300,14 @@ interface StageContext {
   protectedPrincipals: string[];
 }
 
+/** What a failed change did before it failed, when its activity said so (activities/aws/errors.ts PartialChangeError). */
+function partialProgress(err: unknown): Json | undefined {
+  const failure = err instanceof ActivityFailure ? err.cause : err;
+  if (!(failure instanceof ApplicationFailure)) return undefined;
+  const found = (failure.details ?? []).find((d): d is { observed: Json } => typeof d === 'object' && d !== null && 'observed' in d);
+  return found?.observed;
+}
+
 function failureMessage(err: unknown): string {
   return err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
 }
@@ -359,7 +367,15 @@ async function runStage(stage: Stage, ctx: StageContext, halted: () => boolean):
       record(result);
     } catch (err) {
       failed++;
-      record({ changeId: change.id, status: 'failed', at: new Date().toISOString(), detail: failureMessage(err), ...(snapshot !== undefined ? { snapshotTaken: true } : {}) });
+      const observed = partialProgress(err);
+      record({
+        changeId: change.id,
+        status: 'failed',
+        at: new Date().toISOString(),
+        detail: failureMessage(err),
+        ...(snapshot !== undefined ? { snapshotTaken: true } : {}),
+        ...(observed !== undefined ? { observed } : {}),
+      });
     }
   };
   // A change, once started, runs to its end even if the run is cancelled: cancelling an AWS call

@@ -122,8 +122,38 @@ export function classifyAwsError(err: unknown, context: AwsErrorContext = {}): A
   return { ...base, category: 'permanent', retryable: false };
 }
 
+/**
+ * An error thrown after some AWS mutations already succeeded: it carries what was done, so the failed
+ * change's result still records every mutation it made (nothing done goes unrecorded).
+ */
+export class PartialChangeError extends Error {
+  override name = 'PartialChangeError';
+  constructor(
+    readonly failure: unknown,
+    /** What was done before the failure (JSON). */
+    readonly observed: unknown,
+  ) {
+    super(failure instanceof Error ? failure.message : String(failure));
+  }
+}
+
+/** What a failed change did before failing, as the engine finds it on the failure's details. */
+export interface PartialChangeDetails {
+  observed: unknown;
+}
+
 /** Turn anything an AWS call threw into the ApplicationFailure Temporal should see. */
 export function toActivityFailure(err: unknown, context: AwsErrorContext = {}): ApplicationFailure {
+  if (err instanceof PartialChangeError) {
+    const inner = toActivityFailure(err.failure, context);
+    return ApplicationFailure.create({
+      type: inner.type ?? undefined,
+      message: inner.message,
+      nonRetryable: inner.nonRetryable === true,
+      details: [...(inner.details ?? []), { observed: err.observed } satisfies PartialChangeDetails],
+      cause: err.failure instanceof Error ? err.failure : undefined,
+    });
+  }
   if (err instanceof ApplicationFailure) return err;
   const c = classifyAwsError(err, context);
   const message = err instanceof Error ? err.message : String(err);

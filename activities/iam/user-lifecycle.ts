@@ -36,7 +36,8 @@ import {
   paginateListUserTags,
 } from '@aws-sdk/client-iam';
 import type { IAMClient, ServiceSpecificCredentialMetadata } from '@aws-sdk/client-iam';
-import { classifyAwsError, isAwsError } from '../aws/errors';
+import { PartialChangeError, classifyAwsError, isAwsError } from '../aws/errors';
+import type { Json } from '../../common/json';
 import { keepAlive } from '../heartbeat';
 import { ApplicationFailure } from '@temporalio/common';
 
@@ -510,7 +511,13 @@ export async function removeIamUser(
     }
   };
 
-  let outcome = await attempt(false);
-  if (outcome === 'conflict') outcome = await attempt(true); // a dependent appeared concurrently: re-enumerate once
-  return { removed, alreadyGone: outcome === 'gone' };
+  try {
+    let outcome = await attempt(false);
+    if (outcome === 'conflict') outcome = await attempt(true); // a dependent appeared concurrently: re-enumerate once
+    return { removed, alreadyGone: outcome === 'gone' };
+  } catch (err) {
+    // Dependents already removed stay removed: the failure says which, so the result records them.
+    if (removed.length > 0) throw new PartialChangeError(err, { userName, removed: removed as unknown as Json, userDeleted: false });
+    throw err;
+  }
 }

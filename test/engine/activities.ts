@@ -7,6 +7,7 @@
  * shows the engine (and the evidence built from its history) relies on role marks, not names.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { PartialChangeError } from '../../activities/aws/errors';
 import type { Json } from '../../common/json';
 import type { ParamsOf } from '../../common/params';
 import { duration, jsonDocument } from '../../common/params';
@@ -201,7 +202,11 @@ export function createSyntheticActivities(store: SyntheticStore) {
       await sleep(behaviour.delayMs.get(change.id) ?? 0);
       if (behaviour.fail.has(change.id)) {
         store.record({ workflowId, op: 'apply-failed', changeId: change.id, resource: change.resource });
-        throw ApplicationFailure.create({ type: 'SyntheticFailure', nonRetryable: true, message: `synthetic failure: ${change.id} was told to fail` });
+        // Like a real change failing half-way, it reports what it did before failing.
+        throw new PartialChangeError(
+          ApplicationFailure.create({ type: 'SyntheticFailure', nonRetryable: true, message: `synthetic failure: ${change.id} was told to fail` }),
+          { halfDone: change.id },
+        );
       }
       const outcome = behaviour.outcome.get(change.id) ?? 'applied';
       if (outcome === 'left-alone') {

@@ -343,7 +343,8 @@ describe('the remediation engine, with a synthetic in-memory kind', () => {
 
     expect(final.outcome).toBe('failed');
     expect(final.outcomeReason).toBe('1 change(s) failed in stage "two"; 3 reversible change(s) rolled back');
-    expect(resultOf(final, 'x')).toMatchObject([{ status: 'failed', detail: 'synthetic failure: x was told to fail' }]);
+    // The failed change's result keeps what it reported doing before it failed.
+    expect(resultOf(final, 'x')).toMatchObject([{ status: 'failed', detail: 'synthetic failure: x was told to fail', observed: { halfDone: 'x' } }]);
     // After x failed, r4 (next in its stage) was never started.
     expect(resultOf(final, 'r4')).toMatchObject([{ status: 'skipped', detail: expect.stringMatching(/a change of this stage failed/) }]);
     expect(store.touched(id)).not.toContain(iamUser('r4'));

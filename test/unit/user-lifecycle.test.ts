@@ -53,7 +53,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import type { AwsClientStub, AwsCommand } from 'aws-sdk-client-mock';
 import type { Json } from '../../common/json';
-import { classifyAwsError } from '../../activities/aws/errors';
+import { PartialChangeError, classifyAwsError, toActivityFailure } from '../../activities/aws/errors';
 import type { IamUserSnapshot, RemovedDependent } from '../../activities/iam/user-lifecycle';
 import {
   disableIamUserCredentials,
@@ -88,6 +88,9 @@ interface FakeUser {
 }
 
 const noSuchEntity = (what: string) => new NoSuchEntityException({ message: `The ${what} cannot be found.`, $metadata: { httpStatusCode: 404 } });
+/** The AWS error inside a failure that also reports partial progress. */
+const unwrap = (err: unknown): unknown => (err instanceof PartialChangeError ? err.failure : err);
+
 const deleteConflict = (message: string) => new DeleteConflictException({ message, $metadata: { httpStatusCode: 409 } });
 
 const validationError = (message: string) => Object.assign(new Error(message), { name: 'ValidationError', $metadata: { httpStatusCode: 400 } });
@@ -615,15 +618,15 @@ describe('removeIamUser', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(err).toMatchObject({ type: 'NotInSnapshot', nonRetryable: true });
-    expect((err as Error).message).toContain(late);
+    expect(unwrap(err)).toMatchObject({ type: 'NotInSnapshot', nonRetryable: true });
+    expect((unwrap(err) as Error).message).toContain(late);
     expect(fake.users.has('alice')).toBe(true);
     expect(fake.users.get('alice')!.accessKeys.has(late)).toBe(true);
   });
 
   it('refuses when a console password exists that the caller has no record of', async () => {
     fake.addUser('hal', { loginProfile: { createDate: new Date(0), reset: false } });
-    await expect(removeIamUser(iam, 'hal', { mayRemove: (d) => d.kind !== 'login-profile' })).rejects.toMatchObject({ type: 'NotInSnapshot' });
+    await expect(removeIamUser(iam, 'hal', { mayRemove: (d) => d.kind !== 'login-profile' }).catch((e: unknown) => Promise.reject(unwrap(e)))).rejects.toMatchObject({ type: 'NotInSnapshot' });
     expect(fake.users.get('hal')?.loginProfile).toBeTruthy();
     fake.users.get('hal')!.loginProfile = null;
     await expect(removeIamUser(iam, 'hal', { mayRemove: (d) => d.kind !== 'login-profile' })).resolves.toMatchObject({ alreadyGone: false });
@@ -666,8 +669,15 @@ describe('removeIamUser', () => {
       (e: unknown) => e,
     );
 
-    expect(err).toBeInstanceOf(DeleteConflictException);
-    expect(classifyAwsError(err)).toEqual(expect.objectContaining({ category: 'permanent', retryable: false }));
+    // The failure carries what was removed before it, so the change's result records every mutation.
+    expect(err).toBeInstanceOf(PartialChangeError);
+    expect(unwrap(err)).toBeInstanceOf(DeleteConflictException);
+    expect(classifyAwsError(unwrap(err))).toEqual(expect.objectContaining({ category: 'permanent', retryable: false }));
+    const failure = toActivityFailure(err);
+    expect(failure).toMatchObject({ type: 'AWS.DeleteConflictException', nonRetryable: true });
+    const observed = (failure.details?.find((d) => (d as { observed?: unknown }).observed) as { observed: { userName: string; removed: { kind: string }[] } }).observed;
+    expect(observed.userName).toBe('alice');
+    expect(observed.removed.map((r) => r.kind)).toEqual(expect.arrayContaining(['login-profile', 'access-key', 'group-membership']));
     expect(fake.users.has('alice')).toBe(true);
     expect(fake.deleteUserAttempts).toBe(2);
     // Everything that existed before the race is gone; only the reappearing membership remains.
@@ -713,7 +723,10 @@ describe('removeIamUser', () => {
     seedAlice(fake);
     fake.failures.set('DetachUserPolicy', () => Object.assign(new Error('User is not authorized to perform iam:DetachUserPolicy'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }));
 
-    await expect(removeIamUser(iam, 'alice')).rejects.toMatchObject({ name: 'AccessDenied' });
+    const err = await removeIamUser(iam, 'alice').catch((e: unknown) => e);
+    expect(unwrap(err)).toMatchObject({ name: 'AccessDenied' });
+    // What was removed before DetachUserPolicy was denied is reported, not lost.
+    expect((err as PartialChangeError).observed).toMatchObject({ userName: 'alice', userDeleted: false, removed: expect.arrayContaining([expect.objectContaining({ kind: 'access-key' })]) });
     expect(fake.users.has('alice')).toBe(true);
     expect(fake.deleteUserAttempts).toBe(0);
   });
@@ -751,7 +764,7 @@ describe('ListServiceSpecificCredentials unimplemented (moto HTML 500)', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(classifyAwsError(err, { emulator: 'moto' }).category).toBe('unimplemented');
+    expect(classifyAwsError(unwrap(err), { emulator: 'moto' }).category).toBe('unimplemented');
     expect(fake.users.has('alice')).toBe(true);
     expect(fake.deleteUserAttempts).toBe(0);
   });
@@ -760,7 +773,7 @@ describe('ListServiceSpecificCredentials unimplemented (moto HTML 500)', () => {
     fake.sscListError = () => Object.assign(new Error('not authorized'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
 
     await expect(snapshotIamUser(iam, 'alice', { emulator: 'moto' })).rejects.toMatchObject({ name: 'AccessDenied' });
-    await expect(removeIamUser(iam, 'alice', { emulator: 'moto' })).rejects.toMatchObject({ name: 'AccessDenied' });
+    await expect(removeIamUser(iam, 'alice', { emulator: 'moto' }).catch((e: unknown) => Promise.reject(unwrap(e)))).rejects.toMatchObject({ name: 'AccessDenied' });
     expect(fake.users.has('alice')).toBe(true);
   });
 });
