@@ -13,6 +13,8 @@ import { createPolicyActivities } from './policy';
 import { createStaleIamUserActivities } from './stale-iam-users';
 import { createOrgTrailActivities } from './org-trail';
 import { createRetireDefaultTrailActivities } from './retire-default-trails';
+import { createScpActivities } from './scp';
+import { createPermissionBoundaryActivities } from './permission-boundary';
 
 export interface ActivityDeps {
   aws: AwsClients;
@@ -44,6 +46,8 @@ export function createActivities(deps: ActivityDeps) {
       ...createStaleIamUserActivities({ aws: deps.aws, now: deps.now }),
       ...createOrgTrailActivities({ aws: deps.aws }),
       ...createRetireDefaultTrailActivities({ aws: deps.aws, now: deps.now }),
+      ...createScpActivities({ aws: deps.aws, now: deps.now }),
+      ...createPermissionBoundaryActivities({ aws: deps.aws, now: deps.now }),
     },
     { aws: deps.aws, errors: { emulator: deps.aws.settings.emulator } },
   );

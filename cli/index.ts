@@ -18,6 +18,7 @@ import { awsSettingsFromEnv } from '../activities/aws/clients';
 import { buildEvidence } from '../evidence/record';
 import { evidenceMarkdown } from '../evidence/markdown';
 import { CommandFailed, UsageError } from './errors';
+import { preflight } from './preflight';
 import { COMMAND_HELP, kindHelp } from './help';
 import type { Output } from './output';
 import { createOutput } from './output';
@@ -227,6 +228,8 @@ async function start(args: string[], out: Output): Promise<number> {
     if (err instanceof ParamError) throw new UsageError(err.message);
     throw err;
   }
+  // What needs several parameters together, or the organization, to judge (cli/preflight.ts): exit 2.
+  await preflight(kind, resolveKindParams(kind, params), out);
   const account = str(values, 'account');
   const suffix = str(values, 'id-suffix');
   if (suffix !== undefined && !/^[\w.-]{1,64}$/.test(suffix)) throw new UsageError('--id-suffix may use letters, digits, ".", "_" and "-" (up to 64)');

@@ -1,5 +1,6 @@
 /** Human renderings of plans and run status for the terminal. */
 import type { RemediationStatus } from '../common/messages';
+import type { Json } from '../common/json';
 import type { Plan } from '../common/plan';
 import { formatDuration } from '../common/duration';
 
@@ -7,11 +8,19 @@ function quote(arg: string): string {
   return /^[\w./:@=,+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
+/** A typed parameter as the operator would write it; a document is summarised (it is in full in the plan's changes and JSON). */
+function paramText(value: Json): string {
+  if (Array.isArray(value)) return value.length ? value.map((v) => String(v)).join(',') : '""';
+  if (value !== null && typeof value === 'object') return `<JSON document, ${JSON.stringify(value).length} characters>`;
+  if (value === '' || value === null) return '""';
+  return String(value);
+}
+
 export function renderPlan(plan: Plan): string[] {
   const lines: string[] = [];
   lines.push(`Plan ${plan.digest}`);
   lines.push(`  ${plan.kind} in account ${plan.account} (${plan.region}), created ${plan.createdAt}`);
-  lines.push(`  parameters: ${Object.entries(plan.params).map(([k, v]) => `${k}=${v || '""'}`).join(' ')}`);
+  lines.push(`  parameters: ${Object.entries(plan.params).map(([k, v]) => `${k}=${paramText(v)}`).join(' ')}`);
   for (const stage of plan.stages) {
     const changes = plan.changes.filter((c) => c.stage === stage.name);
     lines.push(`  stage ${stage.name}${stage.soakBefore ? ` (after a ${stage.soakBefore} soak)` : ''}: ${stage.description}`);

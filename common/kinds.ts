@@ -5,7 +5,8 @@
  * `workflows/<kind>.ts` and `activities/<kind>.ts`; the kind name type is derived from this object.
  */
 import type { ParamSpecs, ParamsOf } from './params';
-import { ParamError, arn, duration, names, orgIds, resolveParams, text } from './params';
+import { ParamError, arn, arnPatterns, choice, duration, flag, integer, jsonDocument, names, orgIds, principalSelectors, resolveParams, text } from './params';
+import { scpDocumentProblem } from './scp-document';
 
 export interface KindSpec<P extends ParamSpecs = ParamSpecs> {
   workflowType: string;
@@ -83,6 +84,60 @@ export const KINDS = {
       accounts: orgIds({ accepts: ['account'], allowAll: true, description: 'the accounts whose trails are reviewed: ids, or "all" (the management account and every member)' }),
       soak: duration({ default: '7d', max: '365d', description: 'how long trails stay stopped before they are deleted' }),
       keep: names({ description: 'comma-separated trail names never retired' }),
+    },
+  }),
+  scp: defineKind({
+    workflowType: 'applyScp',
+    summary:
+      'Create (or version) a service control policy — a built-in SOC 2 guardrail or your document — and attach it target by target in waves, with a soak and checks between waves; a reject or failure detaches what the run attached.',
+    controls: ['CC6.1', 'CC6.8', 'CC8.1'],
+    scope: 'management',
+    params: {
+      guardrail: choice({
+        description: 'a built-in guardrail (give this or policyFile)',
+        options: ['protect-cloudtrail', 'deny-leave-organization', 'protect-security-services', 'protect-s3-public-access-block', 'deny-root-user'] as const,
+        optional: true,
+      }),
+      policyFile: jsonDocument({
+        optional: true,
+        maxChars: 5_120,
+        // The SCP grammar (common/scp-document.ts): the emulator accepts any text as a policy, and AWS
+        // would refuse a bad one only after approval, at CreatePolicy (docs/aws.md §9).
+        check: scpDocumentProblem,
+        description: 'your SCP document (give this or guardrail), at most 5,120 characters minified; needs name',
+      }),
+      name: text({
+        label: 'NAME',
+        optional: true,
+        description: 'the policy name (default: countersign-<guardrail>; required with policyFile)',
+        pattern: /^[\w+=,.@-]{1,128}$/,
+        expected: 'a policy name: 1–128 letters, digits and +=,.@_-',
+      }),
+      targets: orgIds({ accepts: ['ou', 'account', 'root'], description: 'OU, account or root ids in rollout order, comma-separated: each is a wave' }),
+      soak: duration({ default: '1d', max: '90d', description: 'the wait after each wave before the next' }),
+      exemptPrincipals: arnPatterns({ description: 'principal ARN patterns the built-in guardrails never restrict (break-glass, automation roles)' }),
+      allowRoot: flag({ description: 'allow attaching to the organization root (refused without it)' }),
+    },
+  }),
+  'permission-boundary': defineKind({
+    workflowType: 'applyPermissionBoundaries',
+    summary:
+      'Set a permissions boundary on the selected IAM users and roles in waves, recording each previous boundary; skips service-linked, SSO-reserved, Control Tower, protected and the run\'s own principals; rollback restores each previous boundary.',
+    controls: ['CC6.1', 'CC6.3', 'CC8.1'],
+    scope: 'account',
+    params: {
+      boundary: text({
+        label: 'ARN|NAME',
+        description:
+          'the boundary: a managed policy ARN (AWS managed, or of the target account), or builtin:countersign-workload-boundary, which Countersign creates when missing (common/boundaries.ts)',
+        // Built-in names: BUILTIN_BOUNDARIES in common/boundaries.ts (test/unit/permission-boundary.test.ts checks each is accepted here).
+        pattern: /^(arn:aws[a-z-]*:iam::(\d{12}|aws):policy\/[\w+=,.@/-]+|builtin:countersign-workload-boundary)$/,
+        expected: 'a managed policy ARN (arn:aws:iam::123456789012:policy/NAME) or builtin:countersign-workload-boundary',
+      }),
+      users: principalSelectors({ description: 'which users: *, names, or path prefixes such as /contractors/' }),
+      roles: principalSelectors({ description: 'which roles: *, names, or path prefixes such as /apps/' }),
+      batch: integer({ default: '25', min: 1, max: 500, description: 'principals per wave' }),
+      soak: duration({ default: '1d', max: '90d', description: 'the wait after each wave, so a boundary that breaks a workload is seen and rolled back early' }),
     },
   }),
 } as const;

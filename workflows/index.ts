@@ -2,3 +2,5 @@
 export { removeStaleIamUsers } from './stale-iam-users';
 export { createOrgTrail } from './org-trail';
 export { retireDefaultTrails } from './retire-default-trails';
+export { applyScp } from './scp';
+export { applyPermissionBoundaries } from './permission-boundary';

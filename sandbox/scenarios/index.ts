@@ -13,6 +13,8 @@ import { SANDBOX_ORGANIZATION, iamForAccount, sandboxClientConfig, seedOrganizat
 import { staleIamUsers } from './stale-iam-users';
 import { orgTrail } from './org-trail';
 import { retireDefaultTrails } from './retire-default-trails';
+import { permissionBoundary } from './permission-boundary';
+import { scp } from './scp';
 
 /** What a scenario may use while seeding and checking the sandbox. */
 export interface ScenarioContext {
@@ -59,6 +61,8 @@ export const SCENARIOS: Partial<Record<KindName, Scenario>> = {
   'stale-iam-users': staleIamUsers,
   'org-trail': orgTrail,
   'retire-default-trails': retireDefaultTrails,
+  'permission-boundary': permissionBoundary,
+  scp,
 };
 
 export function scenarioKinds(): KindName[] {
