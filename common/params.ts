@@ -23,8 +23,15 @@ export interface Param<T> {
 
 export type ParamSpecs = Record<string, Param<unknown>>;
 
-/** `{ maxIdle: string; exempt: string[]; … }` from a kind's parameter declarations. */
-export type ParamsOf<P extends ParamSpecs> = { [K in keyof P]: P[K] extends Param<infer T> ? T : never };
+/** A parameter that may be absent (no default): its value is `T | undefined`. */
+export interface OptionalParam<T> extends Param<T> {
+  optional: true;
+}
+
+/** `{ maxIdle: string; exempt: string[]; homeRegion: string | undefined; … }` from a kind's parameter declarations. */
+export type ParamsOf<P extends ParamSpecs> = {
+  [K in keyof P]: P[K] extends OptionalParam<infer T> ? T | undefined : P[K] extends Param<infer T> ? T : never;
+};
 
 export class ParamError extends Error {
   override name = 'ParamError';
@@ -124,6 +131,8 @@ export function orgIds(o: { description: string; accepts: OrgIdKind[]; default?:
 }
 
 /** An AWS ARN, optionally of one service (`iam`, `kms`, …). */
+export function arn(o: { description: string; service?: string; optional: true }): OptionalParam<string>;
+export function arn(o: { description: string; service?: string; default?: string; optional?: false }): Param<string>;
 export function arn(o: { description: string; service?: string; default?: string; optional?: boolean }): Param<string> {
   const shape = /^arn:aws[a-z-]*:([a-z0-9-]+):[a-z0-9-]*:(\d{12}|aws)?:.+$/;
   return {
@@ -143,7 +152,10 @@ export function arn(o: { description: string; service?: string; default?: string
 }
 
 /** A JSON document read from a file by the CLI (e.g. a policy), at most `maxChars` characters minified. */
-export function jsonDocument(o: { description: string; maxChars?: number; optional?: boolean; /** Further checks: a one-line reason, or undefined when the document is fine. */ check?: (doc: Json) => string | undefined }): Param<Json> {
+type JsonDocumentOptions = { description: string; maxChars?: number; /** Further checks: a one-line reason, or undefined when the document is fine. */ check?: (doc: Json) => string | undefined };
+export function jsonDocument(o: JsonDocumentOptions & { optional: true }): OptionalParam<Json>;
+export function jsonDocument(o: JsonDocumentOptions & { optional?: false }): Param<Json>;
+export function jsonDocument(o: JsonDocumentOptions & { optional?: boolean }): Param<Json> {
   return {
     label: 'FILE',
     description: o.description,
@@ -177,7 +189,10 @@ export function jsonDocument(o: { description: string; maxChars?: number; option
 }
 
 /** A single word or name checked against a pattern (bucket names, trail names, regions, key ids). */
-export function text(o: { description: string; label: string; pattern: RegExp; expected: string; default?: string; optional?: boolean }): Param<string> {
+type TextOptions = { description: string; label: string; pattern: RegExp; expected: string };
+export function text(o: TextOptions & { optional: true }): OptionalParam<string>;
+export function text(o: TextOptions & { default?: string; optional?: false }): Param<string>;
+export function text(o: TextOptions & { default?: string; optional?: boolean }): Param<string> {
   return {
     label: o.label,
     description: o.description,
@@ -273,6 +288,8 @@ export function principalSelectors(o: { description: string; default?: string })
 }
 
 /** One of a fixed set of words. */
+export function choice<const T extends string>(o: { description: string; options: readonly T[]; optional: true }): OptionalParam<T>;
+export function choice<const T extends string>(o: { description: string; options: readonly T[]; default?: T; optional?: false }): Param<T>;
 export function choice<const T extends string>(o: { description: string; options: readonly T[]; default?: T; optional?: boolean }): Param<T> {
   return {
     label: o.options.join('|'),

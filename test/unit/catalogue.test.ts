@@ -5,7 +5,8 @@
  */
 import { createActivities } from '../../activities';
 import { AwsClients } from '../../activities/aws/clients';
-import { kindNames, kindSpec } from '../../common/kinds';
+import type { KindParams } from '../../common/kinds';
+import { kindNames, kindSpec, resolveKindParams } from '../../common/kinds';
 import * as workflows from '../../workflows';
 import type { RemediationDefinition } from '../../workflows/lifecycle';
 
@@ -49,4 +50,14 @@ describe.each(kindNames())('catalogue kind %s', (kind) => {
 it('every workflow exported by workflows/ belongs to a catalogue kind', () => {
   const types = new Set(kindNames().map((k) => kindSpec(k).workflowType));
   for (const [name, value] of Object.entries(workflows)) if (typeof value === 'function') expect(types.has(name)).toBe(true);
+});
+
+it('types an optional parameter as possibly absent, and a defaulted one as always there', () => {
+  // Compile-time checks (npm test type-checks tests): these assignments fail to compile if the types drift.
+  const homeRegion: KindParams<'org-trail'>['homeRegion'] = undefined;
+  const soak: KindParams<'stale-iam-users'>['soak'] = '14d';
+  // @ts-expect-error a defaulted parameter is never undefined
+  const never: KindParams<'stale-iam-users'>['soak'] = undefined;
+  expect([homeRegion, soak, never]).toEqual([undefined, '14d', undefined]);
+  expect(resolveKindParams('org-trail', { bucket: 'logs-bucket' }).homeRegion).toBeUndefined();
 });
