@@ -33,8 +33,8 @@ import { PROPAGATION_ATTEMPTS, explainTrailError } from '../../activities/cloudt
 import { CREATED_BY_TAG, createOrgTrailActivities } from '../../activities/org-trail';
 import type { KindParams } from '../../common/kinds';
 import type { Change, ChangeResult, KindPlan } from '../../common/plan';
-import type { EffectivePolicy } from '../../common/policy';
 import type { ChangeRequest, PlanRequest, RollbackRequest } from '../../common/requests';
+import { applyRequestFor, planRequestFor, rollbackRequestFor } from '../harness/requests';
 
 const MGMT = '111111111111';
 const MEMBER = '222222222222';
@@ -178,30 +178,11 @@ function activitiesFor(emulator?: 'moto') {
 
 type Params = KindParams<'org-trail'>;
 function planRequest(account = MGMT, params: Partial<Params> = {}): PlanRequest<Params> {
-  return {
-    role: 'plan',
-    kind: 'org-trail',
-    workflowId: WORKFLOW,
-    account,
-    region: 'us-east-1',
-    params: { bucket: BUCKET, trailName: 'org-trail', ...params } as Params,
-    requestedBy: 'riley.operator',
-    policy: { kind: 'org-trail', source: 'test', approvers: ['dana'], quorum: 1, approvalTimeout: '1h', protectedPrincipals: [], maxChanges: 200 } satisfies EffectivePolicy,
-    target: { account, region: 'us-east-1', workerArn: `arn:aws:iam::${account}:role/countersign-worker`, actingArn: `arn:aws:iam::${account}:role/countersign-worker`, selfPrincipals: [] },
-    protectedPrincipals: [],
-  };
+  return planRequestFor('org-trail', { bucket: BUCKET, trailName: 'org-trail', ...params } as Params, { workflowId: WORKFLOW, account });
 }
 
-const changeRequest = (change: Change): ChangeRequest => ({ role: 'apply', workflowId: WORKFLOW, account: MGMT, region: 'us-east-1', change, protectedPrincipals: [] });
-const rollbackRequest = (change: Change, observed: ChangeResult['observed']): RollbackRequest => ({
-  role: 'rollback',
-  workflowId: WORKFLOW,
-  account: MGMT,
-  region: 'us-east-1',
-  change,
-  result: { changeId: change.id, status: 'applied', at: '2026-01-01T00:00:00Z', observed },
-  protectedPrincipals: [],
-});
+const changeRequest = (change: Change): ChangeRequest => applyRequestFor(change, { workflowId: WORKFLOW, account: MGMT });
+const rollbackRequest = (change: Change, observed: ChangeResult['observed']): RollbackRequest => rollbackRequestFor(change, observed, { workflowId: WORKFLOW, account: MGMT });
 
 /** A management account of an all-features organization with nothing in place yet. */
 function freshOrganization(): void {

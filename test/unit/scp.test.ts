@@ -48,9 +48,9 @@ import type { Json, JsonObject } from '../../common/json';
 import type { KindParams } from '../../common/kinds';
 import { KINDS, ParamError, resolveKindParams } from '../../common/kinds';
 import type { Change, ChangeResult } from '../../common/plan';
-import type { EffectivePolicy } from '../../common/policy';
 import type { ChangeRequest, PlanRequest, RollbackRequest } from '../../common/requests';
 import { SCP_MAX_CHARS, isConditionOperator, minifiedScp, sameScpContent, scpDocumentProblem, scpDocumentProblems, selectScp } from '../../common/scp-document';
+import { applyRequestFor, planRequestFor, rollbackRequestFor } from '../harness/requests';
 
 const deny = (over: JsonObject = {}): JsonObject => ({ Effect: 'Deny', Action: 's3:*', Resource: '*', ...over });
 const scpOf = (...statements: Json[]): JsonObject => ({ Version: '2012-10-17', Statement: statements });
@@ -271,30 +271,11 @@ function activities() {
 
 type Params = KindParams<'scp'>;
 function planRequest(params: Partial<Params> = {}, account = MGMT): PlanRequest<Params> {
-  return {
-    role: 'plan',
-    kind: 'scp',
-    workflowId: WORKFLOW,
-    account,
-    region: 'us-east-1',
-    params: { guardrail: 'protect-cloudtrail', targets: [OU_A, OU_B], soak: '1d', exemptPrincipals: [], allowRoot: false, ...params } as Params,
-    requestedBy: 'riley.operator',
-    policy: { kind: 'scp', source: 'test', approvers: ['dana'], quorum: 1, approvalTimeout: '1h', protectedPrincipals: [], maxChanges: 200 } satisfies EffectivePolicy,
-    target: { account, region: 'us-east-1', workerArn: `arn:aws:iam::${account}:role/countersign-worker`, actingArn: `arn:aws:iam::${account}:role/countersign-worker`, selfPrincipals: [] },
-    protectedPrincipals: [],
-  };
+  return planRequestFor('scp', { guardrail: 'protect-cloudtrail', targets: [OU_A, OU_B], soak: '1d', exemptPrincipals: [], allowRoot: false, ...params } as Params, { workflowId: WORKFLOW, account });
 }
 
-const changeRequest = (change: Change): ChangeRequest => ({ role: 'apply', workflowId: WORKFLOW, account: MGMT, region: 'us-east-1', change, protectedPrincipals: [] });
-const rollbackRequest = (change: Change, observed: ChangeResult['observed']): RollbackRequest => ({
-  role: 'rollback',
-  workflowId: WORKFLOW,
-  account: MGMT,
-  region: 'us-east-1',
-  change,
-  result: { changeId: change.id, status: 'applied', at: '2026-01-01T00:00:00Z', observed },
-  protectedPrincipals: [],
-});
+const changeRequest = (change: Change): ChangeRequest => applyRequestFor(change, { workflowId: WORKFLOW, account: MGMT });
+const rollbackRequest = (change: Change, observed: ChangeResult['observed']): RollbackRequest => rollbackRequestFor(change, observed, { workflowId: WORKFLOW, account: MGMT });
 
 /** The management account of an all-features organization: OUs A and B holding FullAWSAccess, SCPs in `status` on the root. */
 function organization(status?: PolicyTypeStatus): void {
