@@ -10,6 +10,7 @@ import type { Worker } from '@temporalio/worker';
 import { awsSettingsFromEnv } from '../activities/aws/clients';
 import type { AwsClients } from '../activities/aws/clients';
 import { createCountersignWorker, installLogging } from '../worker';
+import { metricsAddressFromEnv } from '../worker/config';
 import type pino from 'pino';
 import type { MotoSandbox } from './moto';
 import { startMoto } from './moto';
@@ -44,7 +45,8 @@ export async function startStack(options: {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   };
   try {
-    installLogging(options.logger);
+    // COUNTERSIGN_METRICS_ADDRESS, if set, serves the embedded worker's Prometheus metrics (as for `countersign worker`).
+    installLogging(options.logger, { metricsAddress: metricsAddressFromEnv(process.env) });
     say('starting the Temporal dev server…');
     const temporal = await startTemporalDevServer({
       ui: options.ui,

@@ -8,18 +8,44 @@ import type pino from 'pino';
 import { createActivities } from '../activities';
 import { AwsClients, awsSettingsFromEnv } from '../activities/aws/clients';
 import type { AwsSettings } from '../activities/aws/clients';
-import { temporalSettingsFromEnv } from './config';
+import { metricsAddressFromEnv, parseMetricsAddress, temporalSettingsFromEnv } from './config';
 import { createPino, PinoTemporalLogger } from './logger';
 
-let installedLogger: pino.Logger | undefined;
+let installed: { logger: pino.Logger; metricsAddress?: string } | undefined;
 
-/** Install pino as the Temporal runtime logger (once per process). */
-export function installLogging(logger?: pino.Logger): pino.Logger {
-  if (!installedLogger) {
-    installedLogger = logger ?? createPino();
-    Runtime.install({ logger: new PinoTemporalLogger(installedLogger) });
+export interface InstallOptions {
+  /**
+   * ip:port to serve the runtime's Prometheus metrics on (`GET /metrics`); undefined: no metrics.
+   * From `COUNTERSIGN_METRICS_ADDRESS` (metricsAddressFromEnv) for the worker and `countersign dev`.
+   */
+  metricsAddress?: string;
+}
+
+/**
+ * Install the Temporal runtime (once per process): pino as its logger and, if asked, a Prometheus
+ * metrics endpoint for every worker and connection of this process. Later calls return the installed
+ * logger and change nothing (a different metrics address is reported, not applied). It must run before
+ * anything instantiates the runtime (a NativeConnection, a Worker).
+ */
+export function installLogging(logger?: pino.Logger, options: InstallOptions = {}): pino.Logger {
+  const metricsAddress = options.metricsAddress ? parseMetricsAddress(options.metricsAddress) : undefined;
+  if (installed) {
+    if (metricsAddress && metricsAddress !== installed.metricsAddress) {
+      installed.logger.warn(
+        { requested: metricsAddress, installed: installed.metricsAddress ?? null },
+        'metrics address ignored: the Temporal runtime of this process is already installed',
+      );
+    }
+    return installed.logger;
   }
-  return installedLogger;
+  const log = logger ?? createPino();
+  Runtime.install({
+    logger: new PinoTemporalLogger(log),
+    ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
+  });
+  installed = { logger: log, metricsAddress };
+  if (metricsAddress) log.info({ metricsAddress, url: `http://${metricsAddress}/metrics` }, 'Prometheus metrics endpoint');
+  return log;
 }
 
 export interface CountersignWorkerOptions {
@@ -51,7 +77,7 @@ export async function createCountersignWorker(options: CountersignWorkerOptions)
 
 /** `countersign worker`: a worker for TEMPORAL_ADDRESS until SIGINT/SIGTERM. */
 export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const log = installLogging();
+  const log = installLogging(undefined, { metricsAddress: metricsAddressFromEnv(env) });
   const temporal = temporalSettingsFromEnv(env);
   const awsSettings = awsSettingsFromEnv(env);
   const connection = await NativeConnection.connect(temporal.connect.connectionOptions);
