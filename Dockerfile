@@ -1,21 +1,29 @@
 # syntax=docker/dockerfile:1
-# The Countersign worker image (docker-compose.yml's `worker`). Any `countersign` command runs the same
-# way: `docker compose run --rm worker node dist/cli/index.js status <workflowId>`.
+# The Countersign worker image (docker-compose.yml's `worker`), on Node 22. Any `countersign` command runs
+# the same way: `docker compose run --rm worker node bin/countersign.js status <workflowId>`.
+# The base is pinned to Node 22 on Debian bookworm; pin a digest (node:22-bookworm-slim@sha256:…) to freeze
+# it completely.
 
-FROM node:20-slim AS build
+FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY . .
 # Installs the versions in package-lock.json. `npm install`, not `npm ci`: the lock file lacks the
 # native @swc/core packages of other platforms (optional dependencies of the Temporal bundler), which
-# `npm ci` refuses. It also compiles (the `prepare` script), which is why the sources are copied first.
+# `npm ci` refuses (as in sandbox/bootstrap.js). It also compiles (the `prepare` script), which is why the
+# sources are copied first.
 RUN --mount=type=cache,target=/root/.npm npm install --no-audit --no-fund
 RUN npm run build
-RUN npm prune --omit=dev
+# The worker bundles workflows/ at start with @temporalio/worker's bundler, a runtime dependency: only
+# the dev tools (typescript, jest, eslint, …) go.
+RUN npm prune --omit=dev --no-audit --no-fund
 
-FROM node:20-slim
+FROM node:22-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
-# The whole tree, not only dist/: the CLI finds the project root by its package.json.
-COPY --from=build --chown=node:node /app /app
+# The whole tree, not only dist/: bin/countersign.js runs dist/, and the CLI finds the project root by its
+# package.json. Owned by root and only readable by the worker's user: the running worker cannot change
+# its own code.
+COPY --from=build /app /app
 USER node
-CMD ["node", "dist/cli/index.js", "worker"]
+# Exec form, so SIGTERM reaches node and the worker drains (compose: init + stop_grace_period).
+CMD ["node", "bin/countersign.js", "worker"]

@@ -3,7 +3,8 @@
  * One-time set-up that `npm test`, `npm run demo` and `npm run dev` run first, so each works on a
  * fresh clone: npm dependencies (installed from package-lock.json when node_modules is missing or
  * stale), the TypeScript build,
- * moto in .venv/, and the Temporal CLI (built once into a cache outside the clone).
+ * moto in .venv/, the Temporal CLI and — with `--tests` — Docker Compose (each built once into a cache
+ * outside the clone; Compose only validates docker-compose.yml in the unit tests, no Docker engine is needed).
  * Plain Node with no dependencies, since it runs before node_modules exists.
  */
 'use strict';
@@ -44,6 +45,8 @@ try {
   run(npm, ['run', '--silent', 'build'], 'the TypeScript build');
   toolchain.ensureMotoServer();
   toolchain.ensureTemporalCli();
+  // Only the tests need Compose (to validate docker-compose.yml); the demo and dev do not wait for it.
+  if (process.argv.includes('--tests')) toolchain.ensureCompose();
 } catch (err) {
   process.stderr.write(`countersign: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);

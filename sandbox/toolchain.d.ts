@@ -7,3 +7,7 @@ export declare function findMotoServer(): string | undefined;
 export declare function ensureMotoServer(): string;
 export declare function temporalCliVersion(binary: string): string;
 export declare function temporalCachePath(): string;
+export declare const COMPOSE_VERSION: string;
+export declare function findCompose(): { path: string; source: string } | undefined;
+export declare function ensureCompose(): string;
+export declare function composeCachePath(): string;

@@ -2,7 +2,9 @@
  * Locate or build the real parts the sandbox runs (docs/design.md §6), with nothing downloaded by URL:
  *  - the `temporal` CLI: $TEMPORAL_CLI, then PATH, then a cache outside the clone keyed by version,
  *    else built once with `go install github.com/temporalio/cli/cmd/temporal@<version>` into that cache;
- *  - a pinned moto[server] in a project-local Python venv (.venv/), or $MOTO_SERVER.
+ *  - a pinned moto[server] in a project-local Python venv (.venv/), or $MOTO_SERVER;
+ *  - Docker Compose (the Go implementation, `docker compose` v2) for test/unit/docker-compose.test.ts:
+ *    $COUNTERSIGN_COMPOSE, then the same cache, else built once from its Go module (see ensureCompose).
  * Plain CommonJS with no dependencies: `sandbox/bootstrap.js` uses it before node_modules exists.
  */
 'use strict';
@@ -13,6 +15,9 @@ const path = require('node:path');
 
 const TEMPORAL_CLI_VERSION = 'v1.5.1';
 const MOTO_VERSION = '5.2.1';
+/** Docker Compose v2, the last v2 release (its Go module needs go >= 1.24.9; the v5 line needs 1.26.10). */
+const COMPOSE_VERSION = 'v2.40.3';
+const COMPOSE_MODULE = 'github.com/docker/compose/v2';
 /** The clone's root (this file also runs compiled from dist/sandbox/). */
 const PROJECT_ROOT = (() => {
   for (let dir = path.resolve(__dirname, '..'); ; dir = path.dirname(dir)) {
@@ -133,6 +138,74 @@ function ensureMotoServer() {
   return venvBin('moto_server');
 }
 
+function composeCachePath() {
+  return path.join(cacheRoot(), 'docker-compose', COMPOSE_VERSION, process.platform === 'win32' ? 'docker-compose.exe' : 'docker-compose');
+}
+
+/**
+ * The docker-compose binary to run, without building it: $COUNTERSIGN_COMPOSE, else the cache. Not PATH:
+ * a `docker-compose` there may be Compose v1 (Debian's package still is), which reads files differently.
+ * @returns {{ path: string, source: string } | undefined}
+ */
+function findCompose() {
+  const fromEnv = process.env.COUNTERSIGN_COMPOSE;
+  if (fromEnv) {
+    if (!fs.existsSync(fromEnv)) throw new Error(`COUNTERSIGN_COMPOSE is set to ${fromEnv}, which does not exist; unset it or point it at a Compose v2 binary`);
+    return { path: fromEnv, source: 'COUNTERSIGN_COMPOSE' };
+  }
+  const cached = composeCachePath();
+  if (fs.existsSync(cached)) return { path: cached, source: 'cache' };
+  return undefined;
+}
+
+/**
+ * Docker Compose, built from its Go module on first use into the cache outside the clone. No Docker
+ * engine is needed to run `docker-compose config`, which loads, validates (the compose-spec schema and
+ * Compose's own checks: dependencies, profiles, interpolation) and prints the normalized model.
+ *
+ * `go install module/cmd@version` refuses this module (its go.mod has exclude directives), so it is built
+ * from a throw-away main module whose go.mod is Compose's own with the module line renamed: the same
+ * requirements, excludes and replacements, hence the same dependency versions as Compose's release.
+ * Checksums are verified against the Go checksum database as for any module download.
+ */
+function ensureCompose() {
+  const found = findCompose();
+  if (found) return found.path;
+  const go = onPath('go');
+  if (!go) {
+    throw new Error(
+      `Docker Compose ${COMPOSE_VERSION} is missing and Go is not installed to build it; install Go (https://go.dev/doc/install) or set COUNTERSIGN_COMPOSE to a Compose v2 binary`,
+    );
+  }
+  const target = composeCachePath();
+  const dir = path.dirname(target);
+  const work = path.join(dir, 'build');
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.mkdirSync(work, { recursive: true });
+  const env = { ...process.env, CGO_ENABLED: '0', GOFLAGS: [process.env.GOFLAGS, '-mod=mod'].filter(Boolean).join(' '), GOWORK: 'off' };
+  const goRun = (args, what) => {
+    const r = spawnSync(go, args, { cwd: work, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status}):\n${r.stderr}`);
+    return r.stdout;
+  };
+  say(`building Docker Compose ${COMPOSE_VERSION} from its Go module into ${dir} (once; about 400 MB of Go modules, under 2 minutes on 2 cores)…`);
+  const started = Date.now();
+  const info = JSON.parse(goRun(['mod', 'download', '-json', `${COMPOSE_MODULE}@${COMPOSE_VERSION}`], `go mod download ${COMPOSE_MODULE}@${COMPOSE_VERSION}`));
+  const upstream = fs.readFileSync(info.GoMod, 'utf8');
+  if (!/^module\s+\S+\s*$/m.test(upstream)) throw new Error(`${info.GoMod} has no module line`);
+  fs.writeFileSync(
+    path.join(work, 'go.mod'),
+    `${upstream.replace(/^module\s+\S+\s*$/m, 'module countersign.local/compose-build')}\nrequire ${COMPOSE_MODULE} ${COMPOSE_VERSION}\n`,
+  );
+  goRun(
+    ['build', '-trimpath', '-ldflags', `-s -w -X ${COMPOSE_MODULE}/internal.Version=${COMPOSE_VERSION}`, '-o', target, `${COMPOSE_MODULE}/cmd`],
+    `go build ${COMPOSE_MODULE}/cmd`,
+  );
+  fs.rmSync(work, { recursive: true, force: true });
+  say(`built Docker Compose in ${Math.round((Date.now() - started) / 1000)}s: ${target}`);
+  return target;
+}
+
 /** The version the temporal binary reports (for evidence and --version). */
 function temporalCliVersion(binary) {
   try {
@@ -145,6 +218,7 @@ function temporalCliVersion(binary) {
 module.exports = {
   TEMPORAL_CLI_VERSION,
   MOTO_VERSION,
+  COMPOSE_VERSION,
   PROJECT_ROOT,
   findTemporalCli,
   ensureTemporalCli,
@@ -152,4 +226,7 @@ module.exports = {
   ensureMotoServer,
   temporalCliVersion,
   temporalCachePath,
+  findCompose,
+  ensureCompose,
+  composeCachePath,
 };
