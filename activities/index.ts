@@ -15,6 +15,8 @@ import { createOrgTrailActivities } from './org-trail';
 import { createRetireDefaultTrailActivities } from './retire-default-trails';
 import { createScpActivities } from './scp';
 import { createPermissionBoundaryActivities } from './permission-boundary';
+import { createApproverProofActivities } from './approver-proof';
+import { createNotifyActivities } from './notify';
 
 export interface ActivityDeps {
   aws: AwsClients;
@@ -48,6 +50,8 @@ export function createActivities(deps: ActivityDeps) {
       ...createRetireDefaultTrailActivities({ aws: deps.aws, now: deps.now }),
       ...createScpActivities({ aws: deps.aws, now: deps.now }),
       ...createPermissionBoundaryActivities({ aws: deps.aws, now: deps.now }),
+      ...createApproverProofActivities({ aws: deps.aws }),
+      ...createNotifyActivities({ aws: deps.aws }),
     },
     { aws: deps.aws, errors: { emulator: deps.aws.settings.emulator } },
   );

@@ -106,6 +106,8 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       const leftAlone: LeftAlone[] = [];
       const notes: string[] = [`credential report generated ${report.generatedTime}; ${rows.length} user(s) assessed`];
       if (aws.settings.emulator) notes.push(`AWS is the ${aws.settings.emulator} emulator at ${aws.settings.endpoint ?? 'the default endpoint'}`);
+      // An exempt name that matches no user exempts nothing: most likely a typo, said in the plan.
+      for (const name of exempt) if (!rows.some((r) => r.user === name)) notes.push(`warning: exempt name ${name} matches no user`);
 
       const candidates: { arn: string; user: string; lastActivity: string }[] = [];
       for (const row of rows) {

@@ -13,6 +13,8 @@ import type { TargetInfo } from '../common/requests';
 import { buildEvidence } from '../evidence/record';
 import type { Scenario } from '../sandbox/scenarios';
 import { SCENARIOS, createScenarioContext, scenarioKinds } from '../sandbox/scenarios';
+import type { StaleIamUsersState } from '../sandbox/scenarios/stale-iam-users';
+import { keepKeysInUse } from '../sandbox/scenarios/stale-iam-users';
 import { startStack } from '../sandbox/stack';
 import type { Stack } from '../sandbox/stack';
 import { createPino } from '../worker/logger';
@@ -199,6 +201,7 @@ export async function runDemo(options: { keep: boolean; kind?: string }, out: Ou
 
 export async function runDev(options: { seed: boolean }, out: Output): Promise<number> {
   const stack = await startStack({ ui: true, say: (l) => out.note(l) });
+  let stopUsingKeys: (() => void) | undefined;
   try {
     let seeded: { organizationId: string; managementAccount: string; accounts: { name: string; id: string; ou?: string }[]; runs: { kind: string; account: string; start: string }[] } | undefined;
     if (options.seed) {
@@ -210,6 +213,11 @@ export async function runDev(options: { seed: boolean }, out: Output): Promise<n
           out.note(`seeding for ${kind}: ${scenario.title}`);
           const state = await scenario.seed(context);
           runs.push({ kind, account: state.account, start: `countersign start ${kind} --account ${state.account}${paramFlags(scenario.params)}` });
+          if (kind === 'stale-iam-users') {
+            const { estate } = state as StaleIamUsersState;
+            stopUsingKeys = keepKeysInUse(state as StaleIamUsersState, stack.moto.endpoint);
+            out.note(`  keeping the keys of ${estate.active.join(', ')} in use (a request every 0.5s) while dev runs, so any maxIdle leaves them alone`);
+          }
         }
         const organization = await context.organization();
         seeded = { organizationId: organization.organizationId, managementAccount: organization.managementAccount, accounts: organization.accounts, runs };
@@ -226,6 +234,7 @@ export async function runDev(options: { seed: boolean }, out: Output): Promise<n
     await untilSignal();
     return 0;
   } finally {
+    stopUsingKeys?.();
     await stack.stop();
   }
 }

@@ -57,11 +57,11 @@ Operate:
   countersign worker                    run a worker for TEMPORAL_ADDRESS (task queue COUNTERSIGN_TASK_QUEUE)
   countersign dev                       the embedded stack until Ctrl-C (prints the environment to use it)
   countersign start <kind> [options]    plan a remediation and wait for approval (prints the workflow id)
-  countersign status <workflowId>       phase, plan, decisions, refusals, progress, outcome (--watch follows it)
-  countersign list [--kind K] [--phase P]
-  countersign approve <workflowId> --as WHO --plan DIGEST [--comment TEXT]
-  countersign reject <workflowId> --as WHO [--comment TEXT]
-  countersign evidence <workflowId> [--format json|md] [--out PATH]
+  countersign status <workflowId> [--run-id R]   phase, plan, decisions, refusals, progress, outcome (--watch follows it)
+  countersign list [--kind K] [--phase P] [--account A] [--outcome O] [--requested-by WHO]
+  countersign approve <workflowId> --as WHO --plan DIGEST [--comment TEXT] [--sign [--profile P]]
+  countersign reject <workflowId> --as WHO [--comment TEXT] [--sign [--profile P]]
+  countersign evidence <workflowId> [--run-id R] [--format json|md] [--out PATH]
 
 Every command takes --json (one JSON document on stdout; logs on stderr) and --help.
 Exit codes: 0 success, 2 bad input (nothing was started or changed), 1 any other failure
@@ -93,28 +93,46 @@ One remediation of a kind per account runs at a time: a second start fails and n
 
 Example:
   countersign start stale-iam-users --param maxIdle=90d --param soak=14d --param exempt=ci-bot,backup`,
-  status: `countersign status <workflowId> [--watch] [--json]
+  status: `countersign status <workflowId> [--run-id R] [--watch] [--json]
 Shows the phase, the plan (with its digest), decisions and refusals with their reasons, the current
-stage or soak, progress per change, verification and outcome. Works on finished runs too.
+stage or soak, progress per change, verification and outcome, and the run id. Works on finished runs too.
+  --run-id R   that run of the workflow id (an id is reused once its run has ended; \`countersign list\`
+               shows every run with its run id); default: the latest run
   --watch   follow the run until it ends, printing each phase and change result as it happens and the
             time left of a soak or approval window; exits 0 when it ends completed, no-op or planned,
             1 otherwise`,
-  approve: `countersign approve <workflowId> --as WHO --plan DIGEST [--comment TEXT] [--json]
+  approve: `countersign approve <workflowId> [--as WHO] --plan DIGEST [--sign] [--profile P] [--comment TEXT] [--json]
 Approves the plan with that digest. The digest must be the one shown by \`countersign status\`:
 a decision on any other plan is refused. Sent as the workflow's \`decide\` update, which answers at
 once whether the decision was accepted; a refusal (requester approving their own run, approver not in the policy, wrong digest,
-expired, duplicate) prints its reason and exits 1.`,
-  reject: `countersign reject <workflowId> --as WHO [--comment TEXT] [--plan DIGEST] [--json]
+expired, duplicate, missing or invalid proof of identity) prints its reason and exits 1.
+  --sign       prove who you are: sign (never send) an sts:GetCallerIdentity request with your own AWS
+               credentials (the SDK's default chain), bound to this run and plan; the worker has STS
+               verify it and the ARN STS answers is the approver. Automatic when the run's policy has
+               "identity": "aws-sts"; --as is then optional (the verified ARN is recorded)
+  --profile P  sign with that AWS shared-config profile (implies --sign)`,
+  reject: `countersign reject <workflowId> [--as WHO] [--comment TEXT] [--plan DIGEST] [--sign] [--profile P] [--json]
 Rejects the plan awaiting approval (the run ends "rejected", nothing changes), or halts a run during
 a soak or apply (reversible changes are rolled back; the run ends "rolled-back"). Approvers and the
-requester may reject. --plan defaults to the current plan's digest.`,
-  list: `countersign list [--kind K] [--phase P] [--limit N] [--json]
-Lists remediations, newest first, with their phase and outcome. Phases: planning, awaiting-approval,
-applying, soaking, verifying, rolling-back, done.`,
-  evidence: `countersign evidence <workflowId> [--format json|md] [--out PATH]
+requester may reject. --plan defaults to the current plan's digest. --sign and --profile prove your
+AWS identity as for approve (automatic when the policy requires it).`,
+  list: `countersign list [--kind K] [--phase P] [--account A] [--outcome O] [--requested-by WHO]
+                 [--limit N] [--json]
+Lists remediations, running and finished — every run, with its run id — newest first, with their
+phase and outcome. The filters are evaluated by the Temporal server on Countersign's search attributes
+(registered by \`countersign dev\`; on a cluster, see README "Running it for real"); a namespace without
+them is filtered client-side, with a note. Runs started before the attributes existed match --kind only.
+  --kind K            a kind (see \`countersign --help\`)
+  --phase P           starting, planning, awaiting-approval, applying, soaking, verifying, rolling-back, done
+  --account A         the target account (12 digits)
+  --outcome O         completed, no-op, planned, rejected, expired, failed, rolled-back, cancelled
+  --requested-by WHO  who started the run
+  --limit N           at most N runs (default 100)`,
+  evidence: `countersign evidence <workflowId> [--run-id R] [--format json|md] [--out PATH]
 The change evidence from the workflow history: who requested, the policy in force, the plan and its
 verified digest, every decision signal as received, refusals with reasons, each change's result with
-the snapshot taken before destructive changes, verification and outcome. --out writes a file.`,
+the snapshot taken before destructive changes, verification and outcome. --out writes a file.
+--run-id R takes that run of the workflow id (\`countersign list\` shows each run's id); default: the latest.`,
   worker: `countersign worker
 Runs a worker on COUNTERSIGN_TASK_QUEUE for TEMPORAL_ADDRESS until SIGINT/SIGTERM. Reads
 COUNTERSIGN_POLICY (the approval policy) and AWS credentials from the environment.`,

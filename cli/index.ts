@@ -12,9 +12,9 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { formatDuration } from '../common/duration';
 import { ParamError, isKindName, kindNames, kindSpec, resolveKindParams } from '../common/kinds';
 import type { KindName } from '../common/kinds';
-import type { DecideSignal, Phase } from '../common/messages';
+import type { DecideSignal, Outcome, Phase } from '../common/messages';
 import { temporalSettingsFromEnv } from '../worker/config';
-import { awsSettingsFromEnv } from '../activities/aws/clients';
+import { resolveAwsSettings } from '../activities/aws/clients';
 import { buildEvidence } from '../evidence/record';
 import { evidenceMarkdown } from '../evidence/markdown';
 import { CommandFailed, UsageError } from './errors';
@@ -124,8 +124,8 @@ function isDenied(err: unknown): boolean {
  */
 async function targetAccount(account: string | undefined, out: Output): Promise<string> {
   if (account !== undefined && !/^\d{12}$/.test(account)) throw new UsageError(`--account must be a 12-digit AWS account id (got "${account}")`);
-  const settings = awsSettingsFromEnv();
-  const common = { maxAttempts: settings.maxAttempts, ...(settings.endpoint ? { endpoint: settings.endpoint } : {}) };
+  const settings = await resolveAwsSettings();
+  const common = { maxAttempts: settings.maxAttempts, retryMode: settings.retryMode, ...(settings.endpoint ? { endpoint: settings.endpoint } : {}) };
   const sts = new STSClient({ region: settings.region, ...common });
   const orgs = new OrganizationsClient({ region: 'us-east-1', ...common });
   try {
@@ -263,22 +263,38 @@ async function start(args: string[], out: Output): Promise<number> {
   }
 }
 
+/** `--run-id R`: one run of a workflow id (it is reused once a run closed); absent, the latest run. */
+function runIdFlag(values: Record<string, unknown>, command: string): string | undefined {
+  const runId = str(values, 'run-id');
+  if (runId === undefined) return undefined;
+  if (!/^[\w-]{1,64}$/.test(runId.trim())) throw new UsageError(`--run-id must be a run id as \`countersign list\` shows it (got "${runId}"); see \`countersign ${command} --help\``);
+  return runId.trim();
+}
+
+/** The rendered status with the run it belongs to, under its first line. */
+function withRunId(lines: string[], runId: string): string[] {
+  return [...lines.slice(0, 1), `  run ${runId}`, ...lines.slice(1)];
+}
+
 async function status(args: string[], out: Output): Promise<number> {
-  const { values, positionals } = parse('status', args, { watch: { type: 'boolean' } }, 1);
+  const { values, positionals } = parse('status', args, { watch: { type: 'boolean' }, 'run-id': { type: 'string' } }, 1);
   if (values.help) return help('status', out);
   const workflowId = positionals[0] as string;
+  const requestedRun = runIdFlag(values, 'status');
   const { client, close } = await connectClient();
   try {
+    // The run is fixed once: --watch follows that run, not one started later under the same id.
+    const { runId, status: s } = await client.runStatus(workflowId, requestedRun);
     if (!values.watch) {
-      const s = await client.status(workflowId);
-      out.result(s);
-      for (const line of renderStatus(s)) out.line(line);
+      out.result({ ...s, runId });
+      for (const line of withRunId(renderStatus(s), runId)) out.line(line);
       return 0;
     }
     // Follow the run to its end: each phase, stage and change result as it happens, and the time left
     // of a soak or an approval window every half minute.
     const seen = new Set<string>();
     const final = await client.waitFor(workflowId, (s) => s.phase === 'done', {
+      runId,
       timeoutMs: Number.MAX_SAFE_INTEGER,
       heartbeatMs: 30_000,
       onChange: (s, prev) => {
@@ -294,8 +310,8 @@ async function status(args: string[], out: Output): Promise<number> {
         if (until && prev && prev.phase === s.phase) out.note(`  … ${s.phase}, ${formatDuration(Date.parse(until) - Date.now())} left`);
       },
     });
-    out.result(final);
-    for (const line of renderStatus(final)) out.line(line);
+    out.result({ ...final, runId });
+    for (const line of withRunId(renderStatus(final), runId)) out.line(line);
     return final.outcome === 'completed' || final.outcome === 'no-op' || final.outcome === 'planned' ? 0 : 1;
   } finally {
     await close();
@@ -303,24 +319,41 @@ async function status(args: string[], out: Output): Promise<number> {
 }
 
 async function decide(command: 'approve' | 'reject', args: string[], out: Output): Promise<number> {
-  const { values, positionals } = parse(command, args, { as: { type: 'string' }, plan: { type: 'string' }, comment: { type: 'string' } }, 1);
+  const { values, positionals } = parse(
+    command,
+    args,
+    { as: { type: 'string' }, plan: { type: 'string' }, comment: { type: 'string' }, sign: { type: 'boolean' }, profile: { type: 'string' } },
+    1,
+  );
   if (values.help) return help(command, out);
   const workflowId = positionals[0] as string;
-  const approver = required(values, 'as', command);
+  // With a proof of AWS identity (--sign, --profile, or a policy that requires it) the verified ARN is
+  // the approver and --as is optional; otherwise --as names the approver.
+  const profile = str(values, 'profile')?.trim() || undefined;
+  let sign: boolean | undefined = values.sign === true || profile !== undefined ? true : undefined;
+  const claimed = str(values, 'as')?.trim() || undefined;
+  if (str(values, 'as') !== undefined && !claimed) required(values, 'as', command);
   let planDigest = command === 'approve' ? required(values, 'plan', command) : str(values, 'plan');
   if (planDigest !== undefined && !/^[0-9a-f]{64}$/.test(planDigest)) {
     throw new UsageError(`--plan must be the plan's full 64-character digest as shown by \`countersign status ${workflowId}\``);
   }
   const { client, close } = await connectClient();
   try {
-    if (!planDigest) {
+    if (!planDigest || (!claimed && !sign)) {
       const current = await client.status(workflowId);
-      if (!current.plan) throw new CommandFailed(`${workflowId} has no plan yet (phase ${current.phase}); try again when it is awaiting approval`);
-      planDigest = current.plan.digest;
+      if (!claimed && !sign) {
+        if (current.policy?.identity !== 'aws-sts') required(values, 'as', command);
+        sign = true;
+      }
+      if (!planDigest) {
+        if (!current.plan) throw new CommandFailed(`${workflowId} has no plan yet (phase ${current.phase}); try again when it is awaiting approval`);
+        planDigest = current.plan.digest;
+      }
     }
     const comment = str(values, 'comment');
-    const decision: DecideSignal = { decision: command, approver, planDigest, ...(comment ? { comment } : {}) };
-    const reply = await client.decide(workflowId, decision);
+    const decision: DecideSignal = { decision: command, ...(claimed ? { approver: claimed } : {}), planDigest, ...(comment ? { comment } : {}) };
+    const reply = await client.decide(workflowId, decision, undefined, { ...(sign !== undefined ? { sign } : {}), ...(profile ? { profile } : {}) });
+    const approver = reply.accepted ? (reply.decision.verifiedArn ? `${reply.decision.verifiedArn} (verified)` : reply.decision.approver) : claimed;
     out.result(reply.accepted ? { accepted: true, decision: reply.decision, phase: reply.status.phase } : { accepted: false, refusal: reply.refusal });
     if (!reply.accepted) {
       out.note(`refused: ${reply.refusal.message.replace(/\s*[\r\n]+\s*/g, ' ')}`);
@@ -340,25 +373,52 @@ async function decide(command: 'approve' | 'reject', args: string[], out: Output
 }
 
 async function list(args: string[], out: Output): Promise<number> {
-  const { values } = parse('list', args, { kind: { type: 'string' }, phase: { type: 'string' }, limit: { type: 'string' } }, 0);
+  const { values } = parse(
+    'list',
+    args,
+    {
+      kind: { type: 'string' },
+      phase: { type: 'string' },
+      account: { type: 'string' },
+      outcome: { type: 'string' },
+      'requested-by': { type: 'string' },
+      limit: { type: 'string' },
+    },
+    0,
+  );
   if (values.help) return help('list', out);
   const kind = str(values, 'kind');
   if (kind !== undefined && !isKindName(kind)) throw new UsageError(`unknown kind "${kind}"; kinds: ${kindNames().join(', ')}`);
   const phases: Phase[] = ['starting', 'planning', 'awaiting-approval', 'applying', 'soaking', 'verifying', 'rolling-back', 'done'];
   const phase = str(values, 'phase');
   if (phase !== undefined && !phases.includes(phase as Phase)) throw new UsageError(`unknown phase "${phase}"; phases: ${phases.join(', ')}`);
+  const outcomes: Outcome[] = ['completed', 'no-op', 'planned', 'rejected', 'expired', 'failed', 'rolled-back', 'cancelled'];
+  const outcome = str(values, 'outcome');
+  if (outcome !== undefined && !outcomes.includes(outcome as Outcome)) throw new UsageError(`unknown outcome "${outcome}"; outcomes: ${outcomes.join(', ')}`);
+  const account = str(values, 'account');
+  if (account !== undefined && !/^\d{12}$/.test(account)) throw new UsageError(`--account must be a 12-digit AWS account id (got "${account}")`);
+  const requestedBy = str(values, 'requested-by');
+  if (requestedBy !== undefined && !requestedBy.trim()) throw new UsageError('--requested-by must name who requested the runs');
   const limitText = str(values, 'limit') ?? '100';
   const limit = Number(limitText);
   if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive whole number (got "${limitText}")`);
   const { client, close } = await connectClient();
   try {
-    const runs = (await client.list({ kind: kind as KindName | undefined, limit: phase ? 1000 : limit }))
-      .filter((r) => !phase || r.phase === phase)
-      .slice(0, limit);
+    const { runs, filtered } = await client.list({
+      kind: kind as KindName | undefined,
+      phase: phase as Phase | undefined,
+      outcome: outcome as Outcome | undefined,
+      account,
+      requestedBy: requestedBy?.trim(),
+      limit,
+    });
+    if (filtered === 'client') {
+      out.note('countersign: this Temporal namespace has no Countersign search attributes, so the filters ran client-side (see README, "Running it for real")');
+    }
     out.result(runs);
     if (runs.length === 0) out.line('no remediations');
     for (const r of runs) {
-      out.line(`${r.workflowId.padEnd(44)} ${r.phase.padEnd(18)} ${(r.outcome ?? '').padEnd(12)} ${r.requestedBy ?? ''}  ${r.startTime}`);
+      out.line(`${r.workflowId.padEnd(44)} ${r.runId}  ${r.phase.padEnd(18)} ${(r.outcome ?? '').padEnd(12)} ${r.requestedBy ?? ''}  ${r.startTime}`);
     }
     return 0;
   } finally {
@@ -367,7 +427,7 @@ async function list(args: string[], out: Output): Promise<number> {
 }
 
 async function evidence(args: string[], out: Output): Promise<number> {
-  const { values, positionals } = parse('evidence', args, { format: { type: 'string' }, out: { type: 'string' } }, 1);
+  const { values, positionals } = parse('evidence', args, { format: { type: 'string' }, out: { type: 'string' }, 'run-id': { type: 'string' } }, 1);
   if (values.help) return help('evidence', out);
   const format = str(values, 'format') ?? 'json';
   if (values.json && format !== 'json') throw new UsageError('--json prints the JSON evidence record; drop --format or use --format json');
@@ -377,21 +437,30 @@ async function evidence(args: string[], out: Output): Promise<number> {
     );
   }
   const workflowId = positionals[0] as string;
+  const requestedRun = runIdFlag(values, 'evidence');
   const { client, close, namespace, raw } = await connectClient();
   try {
-    const handle = raw.workflow.getHandle(workflowId);
-    const description = await handle.describe().catch(() => {
-      throw new CommandFailed(`no remediation with workflow id ${workflowId}; \`countersign list\` shows them`);
-    });
+    const description = await raw.workflow
+      .getHandle(workflowId, requestedRun)
+      .describe()
+      .catch(() => {
+        throw new CommandFailed(
+          requestedRun
+            ? `no run ${requestedRun} of workflow id ${workflowId}; \`countersign list\` shows the runs with their run ids`
+            : `no remediation with workflow id ${workflowId}; \`countersign list\` shows them`,
+        );
+      });
+    // Pinned to the described run: the latest one, or the one --run-id names.
+    const handle = raw.workflow.getHandle(workflowId, description.runId);
     const history = await handle.fetchHistory();
-    const live = description.status.name === 'RUNNING' ? await client.status(workflowId) : undefined;
+    const live = description.status.name === 'RUNNING' ? await client.status(workflowId, description.runId) : undefined;
     const record = buildEvidence(history, { namespace, workflowId, runId: description.runId }, { live });
     const text = format === 'json' ? `${JSON.stringify(record, null, 2)}\n` : evidenceMarkdown(record);
     const path = str(values, 'out');
     if (path) {
       writeFileSync(path, text);
-      out.note(`wrote ${format} evidence for ${workflowId} to ${path}`);
-      out.result({ workflowId, format, path });
+      out.note(`wrote ${format} evidence for ${workflowId} (run ${description.runId}) to ${path}`);
+      out.result({ workflowId, runId: description.runId, format, path });
     } else {
       process.stdout.write(text);
     }

@@ -10,7 +10,7 @@
 import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import type { KindName, KindParams } from '../common/kinds';
 import { selectScp } from '../common/scp-document';
-import { awsSettingsFromEnv } from '../activities/aws/clients';
+import { resolveAwsSettings } from '../activities/aws/clients';
 import { awsErrorName } from '../activities/aws/errors';
 import { inspectScpRollout } from '../activities/organizations/scp-estate';
 import { UsageError } from './errors';
@@ -22,8 +22,8 @@ type Preflight<K extends KindName> = (params: KindParams<K>, out: Output) => Pro
 const scp: Preflight<'scp'> = async (params, out) => {
   const { selection, problems } = selectScp(params);
   if (!selection) throw new UsageError(`scp: ${problems.join('; ')}`);
-  const settings = awsSettingsFromEnv();
-  const orgs = new OrganizationsClient({ region: 'us-east-1', maxAttempts: settings.maxAttempts, ...(settings.endpoint ? { endpoint: settings.endpoint } : {}) });
+  const settings = await resolveAwsSettings();
+  const orgs = new OrganizationsClient({ region: 'us-east-1', maxAttempts: settings.maxAttempts, retryMode: settings.retryMode ?? 'standard', ...(settings.endpoint ? { endpoint: settings.endpoint } : {}) });
   try {
     let refused: string[];
     try {

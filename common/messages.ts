@@ -38,12 +38,26 @@ export const remediationInputSchema = z
   })
   .strict();
 
+/**
+ * A signed, unsent sts:GetCallerIdentity request: the approver's proof of identity (activities/approver-proof.ts).
+ * Its signed headers bind it to one run and plan digest; the worker re-sends it to STS and the ARN
+ * STS answers is the approver.
+ */
+export interface ApproverProof {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
 /** The `decide` signal payload (also sent with `temporal workflow signal --name decide --input '{…}'`). */
 export interface DecideSignal {
   decision: 'approve' | 'reject';
-  approver: string;
+  /** Who decides; optional only with a proof (the verified ARN is then the approver). */
+  approver?: string;
   planDigest: string;
   comment?: string;
+  proof?: ApproverProof;
 }
 
 export type RefusalReason =
@@ -53,9 +67,27 @@ export type RefusalReason =
   | 'wrong-digest'
   | 'expired'
   | 'duplicate'
-  | 'not-awaiting-decision';
+  | 'not-awaiting-decision'
+  /** The policy requires a proof of AWS identity and the decision carries none. */
+  | 'proof-required'
+  /** The proof is malformed, unsigned where it must be signed, for another host, or STS refused its signature. */
+  | 'proof-invalid'
+  /** The proof is bound to another workflow, run or plan digest. */
+  | 'proof-binding'
+  /** The proof was signed more than 15 minutes from now. */
+  | 'proof-expired'
+  /** The proof's signature was already used for a decision of this run. */
+  | 'proof-replayed'
+  /** STS could not be reached to verify the proof. */
+  | 'proof-unverifiable';
 
-export interface RecordedDecision extends DecideSignal {
+export interface RecordedDecision extends Omit<DecideSignal, 'approver' | 'proof'> {
+  /** The verified ARN when the decision carried a proof, else the claimed name. */
+  approver: string;
+  /** The ARN STS answered for the decision's proof; absent: name only, unverified. */
+  verifiedArn?: string;
+  /** The name the approver also claimed (`--as`), when it differs from the verified ARN. */
+  claimedAs?: string;
   /** Order of arrival among all decisions received (accepted and refused). */
   seq: number;
   at: string;
@@ -68,6 +100,8 @@ export interface RefusedDecision {
   approver?: string;
   planDigest?: string;
   comment?: string;
+  /** The ARN STS answered, when a proof was verified before the decision was refused. */
+  verifiedArn?: string;
   reason: RefusalReason;
   message: string;
 }
@@ -120,7 +154,22 @@ export interface RemediationStatus {
   outcome?: Outcome;
   outcomeReason?: string;
   finishedAt?: string;
+  /** Approver notifications sent (activities/notify.ts), newest last, at most MAX_NOTIFICATIONS kept. */
+  notifications?: NotificationRecord[];
 }
+
+export type NotifyEvent = 'awaiting-approval' | 'reminder-50' | 'reminder-90' | 'end';
+
+/** One notification on one channel: a failure is recorded here and never fails the run. */
+export interface NotificationRecord {
+  at: string;
+  event: NotifyEvent;
+  channel: 'sns' | 'webhook' | 'activity';
+  ok: boolean;
+  detail?: string;
+}
+
+export const MAX_NOTIFICATIONS = 20;
 
 /** The answer of the `decide` update: accepted, or refused with the reason (recorded in history either way). */
 export interface DecideReply {
@@ -141,7 +190,28 @@ export const decideUpdate = defineUpdate<DecideReply, [DecideSignal]>('decide');
 export const statusQuery = defineQuery<RemediationStatus>('status');
 
 /** Bounds on what a decision may carry: an outsider cannot grow the run's state, query or result. */
-export const DECISION_LIMITS = { approver: DECISION_LIMITS_APPROVER, comment: 2_000 } as const;
+export const DECISION_LIMITS = { approver: DECISION_LIMITS_APPROVER, comment: 2_000, proofBytes: 8_192 } as const;
+
+/** UTF-8 length without Buffer or TextEncoder (this module also runs in the workflow sandbox). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (const ch of s) {
+    const c = ch.codePointAt(0) ?? 0;
+    n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  }
+  return n;
+}
+
+/** A proof, bounded: at most 8 KiB as JSON, at most 32 headers. */
+export const approverProofSchema = z
+  .object({
+    method: z.string().max(16),
+    url: z.string().max(2_048),
+    headers: z.record(z.string().max(128), z.string().max(4_096)).refine((h) => Object.keys(h).length <= 32, { error: 'proof.headers: at most 32 headers' }),
+    body: z.string().max(4_096),
+  })
+  .strict()
+  .refine((p) => utf8Length(JSON.stringify(p)) <= DECISION_LIMITS.proofBytes, { error: `proof must be at most ${DECISION_LIMITS.proofBytes} bytes` });
 
 /** The `decide` payload's schema: the one check for the signal, the update and the CLI. */
 export const decideSchema = z
@@ -151,7 +221,8 @@ export const decideSchema = z
       .string({ error: 'approver must be a non-empty string' })
       .trim()
       .min(1, { error: 'approver must be a non-empty string' })
-      .max(DECISION_LIMITS.approver, { error: `approver must be at most ${DECISION_LIMITS.approver} characters` }),
+      .max(DECISION_LIMITS.approver, { error: `approver must be at most ${DECISION_LIMITS.approver} characters` })
+      .optional(),
     planDigest: z
       .string({ error: "planDigest must be the plan's 64-character hex SHA-256 digest" })
       .regex(/^[0-9a-f]{64}$/, { error: "planDigest must be the plan's 64-character hex SHA-256 digest" }),
@@ -159,8 +230,10 @@ export const decideSchema = z
       .string({ error: 'comment must be a string' })
       .max(DECISION_LIMITS.comment, { error: `comment must be at most ${DECISION_LIMITS.comment} characters` })
       .optional(),
+    proof: approverProofSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((d) => d.approver !== undefined || d.proof !== undefined, { error: 'approver must be a non-empty string', path: ['approver'] });
 
 /**
  * Check a decide payload received from outside (it may come from the stock temporal CLI).

@@ -21,6 +21,32 @@ const duration = z.string().refine((s) => {
   message: 'must be a duration between 1s and 90d, such as 7d, 12h or 30s',
 });
 
+/** An SNS topic ARN (any partition): the topic's region is taken from it. */
+export const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$/;
+
+/** Where approvers of a kind are told about a run (activities/notify.ts): an SNS topic, a webhook, or both. */
+export const notifyChannelsSchema = z
+  .object({
+    snsTopicArn: z.string().max(1024).regex(SNS_TOPIC_ARN, { error: 'must be an SNS topic ARN, such as arn:aws:sns:us-east-1:123456789012:approvals' }).optional(),
+    webhookUrl: z
+      .string()
+      .max(2048)
+      .refine((s) => {
+        try {
+          const u = new URL(s);
+          return u.protocol === 'https:' || u.protocol === 'http:';
+        } catch {
+          return false;
+        }
+      }, { error: 'must be an http(s) URL' })
+      .optional(),
+  })
+  .strict();
+
+export type NotifyChannels = z.infer<typeof notifyChannelsSchema>;
+
+const MAX_NOTIFY_KINDS = 100;
+
 export const approvalPolicySchema = z
   .object({
     // Bounded: a policy lists people, and every decision is checked against the list on the workflow's thread.
@@ -29,6 +55,16 @@ export const approvalPolicySchema = z
     approvalTimeout: duration.default('7d'),
     protectedPrincipals: z.array(z.string().min(1).max(2048)).max(MAX_PROTECTED, { error: `at most ${MAX_PROTECTED} protected principal patterns` }).default([]),
     maxChanges: z.number().int().min(1).default(200),
+    /**
+     * How an approver proves who they are, for every kind. `name` (the default, fit for the sandbox):
+     * the approver is the name the decision claims. `aws-sts`: each decision carries a signed
+     * sts:GetCallerIdentity request bound to the run and plan digest; the worker re-sends it to STS and
+     * the ARN STS answers is the approver (approvers are then AWS principal ARNs or patterns).
+     */
+    identity: z.enum(['name', 'aws-sts'], { error: 'identity must be "name" or "aws-sts"' }).default('name'),
+    notify: perKind(notifyChannelsSchema)
+      .refine((m) => Object.keys(m).length <= MAX_NOTIFY_KINDS, { error: `at most ${MAX_NOTIFY_KINDS} kinds under notify` })
+      .optional(),
   })
   .strict();
 
@@ -57,6 +93,10 @@ export interface EffectivePolicy {
   approvalTimeout: string;
   protectedPrincipals: string[];
   maxChanges: number;
+  /** Present only when decisions must carry a proof of AWS identity (absent: name only). */
+  identity?: 'aws-sts';
+  /** Where approvers are told (absent when the policy has no `notify` for this kind: nothing is sent). */
+  notify?: NotifyChannels;
 }
 
 /** The first item of each key, in order (linear: a policy may be large). */
@@ -73,6 +113,8 @@ function firstOfEach<T>(items: readonly T[], key: (item: T) => string): T[] {
 export function effectivePolicy(file: ApprovalPolicyFile, kind: string, source: string): EffectivePolicy {
   const approvers = file.approvers[kind] ?? file.approvers['*'] ?? [];
   const quorum = file.quorum[kind] ?? file.quorum['*'] ?? 1;
+  const channels = file.notify?.[kind] ?? file.notify?.['*'];
+  const notify = channels && (channels.snsTopicArn || channels.webhookUrl) ? channels : undefined;
   return {
     kind,
     source,
@@ -82,7 +124,32 @@ export function effectivePolicy(file: ApprovalPolicyFile, kind: string, source: 
     approvalTimeout: file.approvalTimeout,
     protectedPrincipals: [...new Set([...BUILT_IN_PROTECTED_PRINCIPALS, ...file.protectedPrincipals])],
     maxChanges: file.maxChanges,
+    ...(notify ? { notify } : {}),
+    // Only when set: a name-only run records the policy it recorded before proofs existed.
+    ...(file.identity === 'aws-sts' ? { identity: 'aws-sts' as const } : {}),
   };
+}
+
+/**
+ * An approver entry a policy requiring `aws-sts` accepts: an IAM user or role ARN, or an assumed-role
+ * session ARN; `*` stands for any run of characters (`arn:aws:sts::123456789012:assumed-role/Ops/*`).
+ * Role patterns are written without an IAM path (a session's ARN carries none).
+ */
+const PRINCIPAL_PATTERN = /^arn:(?:aws[a-z-]*|\*):(?:iam::(?:\d{12}|\*):(?:user|role)\/.+|sts::(?:\d{12}|\*):assumed-role\/[^/]+\/.+)$/;
+
+export function isPrincipalPattern(entry: string): boolean {
+  return PRINCIPAL_PATTERN.test(entry.trim());
+}
+
+/**
+ * Whether a verified caller ARN (from sts:GetCallerIdentity) matches a policy approver entry, with
+ * principalMatches semantics: a user, role or session pattern matches the ARN itself; a role pattern
+ * also matches every session of that role. A plain name never matches a verified ARN.
+ */
+export function approverMatches(entry: string, callerArn: string): boolean {
+  if (!isPrincipalPattern(entry)) return false;
+  const pattern = entry.trim();
+  return principalMatches(pattern, callerArn) || principalMatches(pattern, iamPrincipalOf(callerArn));
 }
 
 /** Parse a policy document; throws an Error whose message names the offending field. */
@@ -99,7 +166,15 @@ export function parseApprovalPolicy(text: string, source: string): ApprovalPolic
     const where = issue ? issue.path.join('.') || '(top level)' : '(unknown)';
     throw new Error(`approval policy ${source} is invalid at ${where}: ${issue?.message ?? 'invalid'}`);
   }
-  const { approvers, quorum } = parsed.data;
+  const { approvers, quorum, identity } = parsed.data;
+  if (identity === 'aws-sts') {
+    for (const [kind, list] of Object.entries(approvers)) {
+      const bad = list.find((a) => !isPrincipalPattern(a));
+      if (bad !== undefined) {
+        throw new Error(`approval policy ${source} is invalid at approvers.${kind}: "${bad}" is not an IAM user, role or assumed-role ARN (identity "aws-sts" needs AWS principals)`);
+      }
+    }
+  }
   for (const kind of new Set([...Object.keys(approvers), ...Object.keys(quorum)])) {
     const listed = new Set((approvers[kind] ?? approvers['*'] ?? []).map((a) => a.trim().toLowerCase()));
     const needed = quorum[kind] ?? quorum['*'] ?? 1;

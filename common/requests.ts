@@ -7,7 +7,7 @@ import type { EffectivePolicy } from './policy';
  * What the engine sends an activity for: the worker marks activities by this role (evidence reads the
  * same role from each activity id), and applies the engine's guards to every change-bearing request.
  */
-export type ActivityRole = 'policy' | 'target' | 'plan' | 'snapshot' | 'apply' | 'rollback' | 'verify';
+export type ActivityRole = 'policy' | 'target' | 'plan' | 'snapshot' | 'apply' | 'rollback' | 'verify' | 'notify';
 
 /** The account a run acts in, and how the worker reaches it (resolved once, at the start, into history). */
 export interface TargetInfo {

@@ -1,5 +1,6 @@
 /** The evidence record as Markdown, for a change ticket or an audit folder. */
 import type { EvidenceRecord } from './record';
+import { approverIdentity } from './record';
 
 /**
  * Every value in the record is printed through this: names, comments, reasons and AWS strings come
@@ -35,7 +36,11 @@ export function evidenceMarkdown(e: EvidenceRecord): string {
       : '';
     out.push(`- Account: ${t(a.account)}${a.accountName ? ` (${t(a.accountName)})` : ''}${a.organizationId ? ` in organization ${t(a.organizationId)}` : ''}; acted as ${t(a.actingArn)}${reached}`);
   }
-  if (e.policy) out.push(`- Approval policy: ${t(e.policy.source)}; quorum ${e.policy.quorum} of ${t(e.policy.approvers.join(', '))}`);
+  if (e.policy) {
+    out.push(
+      `- Approval policy: ${t(e.policy.source)}; quorum ${e.policy.quorum} of ${t(e.policy.approvers.join(', '))}; approver identity ${e.policy.identity === 'aws-sts' ? 'proven (aws-sts)' : 'by name'}`,
+    );
+  }
   if (e.plan) {
     out.push(`- Plan digest: ${t(e.plan.digest)} (${e.plan.digestVerified ? 'verified against the plan body' : '**does not match the plan body**'})`);
     out.push('');
@@ -57,9 +62,12 @@ export function evidenceMarkdown(e: EvidenceRecord): string {
   const inOrder = [
     ...e.decisions.map((d) => ({
       seq: d.seq,
-      line: `- ${t(d.at)}: **${t(d.decision)}** by ${t(d.approver)} on plan ${t(d.planDigest.slice(0, 12))}…${d.comment ? ` — ${t(d.comment)}` : ''}`,
+      line: `- ${t(d.at)}: **${t(d.decision)}** by ${t(d.approver)} (${t(approverIdentity(d))}${d.claimedAs ? `, claimed ${t(d.claimedAs)}` : ''}) on plan ${t(d.planDigest.slice(0, 12))}…${d.comment ? ` — ${t(d.comment)}` : ''}`,
     })),
-    ...e.refused.map((r) => ({ seq: r.seq, line: `- ${t(r.at)}: refused ${t(r.decision ?? 'decision')} from ${t(r.approver ?? '?')} (${t(r.reason)}): ${t(r.message)}` })),
+    ...e.refused.map((r) => ({
+      seq: r.seq,
+      line: `- ${t(r.at)}: refused ${t(r.decision ?? 'decision')} from ${t(r.approver ?? r.verifiedArn ?? '?')}${r.verifiedArn ? ` (verified as ${t(r.verifiedArn)})` : ''} (${t(r.reason)}): ${t(r.message)}`,
+    })),
   ].sort((a, b) => a.seq - b.seq);
   for (const { line } of inOrder) out.push(line);
   if (e.refusedNotListed) out.push(`- … and ${e.refusedNotListed} more refused decisions, each in the history (see messages in the JSON evidence)`);

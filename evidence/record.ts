@@ -58,6 +58,8 @@ export interface EvidenceRecord {
   refused: RemediationStatus['refused'];
   refusedNotListed?: number;
   approvedBy: string[];
+  /** How each accepted decision's approver is known: `verified as <arn>` (STS verified a proof) or `unverified (name only)`. */
+  approverIdentity?: { seq: number; approver: string; identity: string }[];
   /** Each change's result, with the snapshot recorded in history before a destructive change. */
   results: (ChangeResult & { snapshot?: unknown })[];
   verification: RemediationStatus['verification'];
@@ -67,7 +69,7 @@ export interface EvidenceRecord {
   failures: { eventId: number; at: string; activity: string; role?: ActivityRole; changeId?: string; message: string }[];
 }
 
-const ROLES: readonly ActivityRole[] = ['policy', 'target', 'plan', 'snapshot', 'apply', 'rollback', 'verify'];
+const ROLES: readonly ActivityRole[] = ['policy', 'target', 'plan', 'snapshot', 'apply', 'rollback', 'verify', 'notify'];
 
 /** The engine's mark on an activity id: `plan`, `snapshot:<changeId>`, … (workflows/lifecycle.ts callActivity). */
 export function activityRole(activityId: string): { role?: ActivityRole; changeId?: string } {
@@ -179,6 +181,7 @@ export function buildEvidence(
     refused: final?.refused ?? [],
     ...(final?.refusedNotListed ? { refusedNotListed: final.refusedNotListed } : {}),
     approvedBy: (final?.decisions ?? []).filter((d) => d.decision === 'approve').map((d) => d.approver),
+    approverIdentity: (final?.decisions ?? []).map((d) => ({ seq: d.seq, approver: d.approver, identity: approverIdentity(d) })),
     // The snapshot belongs on the result of the change it preceded (not on a later rollback row), and a
     // null snapshot (the resource was already gone) is not a record of anything.
     results: (final?.results ?? []).map((r) =>
@@ -189,4 +192,9 @@ export function buildEvidence(
     outcomeReason: final?.outcomeReason,
     failures,
   };
+}
+
+/** `verified as <arn>` when the decision's proof was verified with STS, else `unverified (name only)`. */
+export function approverIdentity(decision: { verifiedArn?: string }): string {
+  return decision.verifiedArn ? `verified as ${decision.verifiedArn}` : 'unverified (name only)';
 }

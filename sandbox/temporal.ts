@@ -1,7 +1,10 @@
 /**
  * The Temporal dev server (`temporal server start-dev`: SQLite in memory, Web UI on its own port),
- * on free localhost ports, started from the located or built CLI (sandbox/toolchain.js).
+ * on free localhost ports, started from the located or built CLI (sandbox/toolchain.js), with
+ * Countersign's search attributes registered (common/search-attributes.ts) so `countersign list`
+ * filters on the server.
  */
+import { searchAttributeDevServerFlags } from '../common/search-attributes';
 import { ensureTemporalCli } from './toolchain';
 import type { ServerProcess } from './processes';
 import { freePort, portOpen, startServer } from './processes';
@@ -33,6 +36,7 @@ export async function startTemporalDevServer(
     'error',
     ...(options.ui ? ['--ui-port', String(uiPort)] : ['--headless']),
     ...(options.dbFile ? ['--db-filename', options.dbFile] : []),
+    ...searchAttributeDevServerFlags(),
   ];
   const server = await startServer({
     name: 'Temporal dev server',

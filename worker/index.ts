@@ -6,7 +6,7 @@ import path from 'node:path';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type pino from 'pino';
 import { createActivities } from '../activities';
-import { AwsClients, awsSettingsFromEnv } from '../activities/aws/clients';
+import { AwsClients, resolveAwsSettings } from '../activities/aws/clients';
 import type { AwsSettings } from '../activities/aws/clients';
 import { metricsAddressFromEnv, parseMetricsAddress, temporalSettingsFromEnv } from './config';
 import { createPino, PinoTemporalLogger } from './logger';
@@ -79,7 +79,7 @@ export async function createCountersignWorker(options: CountersignWorkerOptions)
 export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const log = installLogging(undefined, { metricsAddress: metricsAddressFromEnv(env) });
   const temporal = temporalSettingsFromEnv(env);
-  const awsSettings = awsSettingsFromEnv(env);
+  const awsSettings = await resolveAwsSettings(env);
   const connection = await NativeConnection.connect(temporal.connect.connectionOptions);
   const { worker, aws } = await createCountersignWorker({
     connection,

@@ -17,11 +17,15 @@ import {
   proxyActivities,
   setHandler,
   upsertMemo,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Outcome, Phase, RemediationInput, RemediationStatus } from '../common/messages';
-import { decideSignal, decideUpdate, remediationInputSchema, statusQuery } from '../common/messages';
+import { decideSignal, decideUpdate, MAX_NOTIFICATIONS, remediationInputSchema, statusQuery } from '../common/messages';
+import type { NotifyEvent } from '../common/messages';
+import type { NotifyRequest, NotifyResult } from '../activities/notify';
+import { KIND_ATTRIBUTE, OUTCOME_ATTRIBUTE, PHASE_ATTRIBUTE } from '../common/search-attributes';
 import type { Change, ChangeOutcome, ChangeResult, Plan, Stage, VerifyResult } from '../common/plan';
 import type { EffectivePolicy } from '../common/policy';
 import { protectingPattern } from '../common/policy';
@@ -59,6 +63,28 @@ const ENGINE_ACTIVITY: ActivityOptions = {
   startToCloseTimeout: '1m',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
 };
+
+/**
+ * Approver notifications (activities/notify.ts): each channel has its own 5 s timeout inside, and
+ * failures come back as results; a lost worker is retried once, then recorded, never waited on long.
+ */
+const NOTIFY_ACTIVITY: ActivityRef = {
+  name: 'notifyApprovers',
+  options: { startToCloseTimeout: '15s', scheduleToCloseTimeout: '30s', retry: { initialInterval: '1s', maximumAttempts: 2 } },
+};
+
+/** Reminders go out when this share of the approval window has passed. */
+const REMINDERS: readonly [NotifyEvent, number][] = [
+  ['reminder-50', 0.5],
+  ['reminder-90', 0.9],
+];
+
+/** The approve command, worded as cli/render.ts approveHint words it (test/unit/notify.test.ts checks they agree). */
+export function approveCommand(status: RemediationStatus): string {
+  const quote = (arg: string): string => (/^[\w./:@=,+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
+  const who = status.policy?.approvers.filter((a) => a !== status.requestedBy)[0] ?? 'APPROVER';
+  return `countersign approve ${quote(status.workflowId)} --as ${quote(who)} --plan ${status.plan?.digest ?? '?'}`;
+}
 
 /**
  * Call an activity under an id that says what it is for — `plan`, `snapshot:<change>`,
@@ -109,11 +135,18 @@ export function planProblems(plan: Plan, def: RemediationDefinition, target: Tar
 
 const DEFAULT_CONCURRENCY = 4;
 
-/** Move to a phase; the memo mirrors it so `countersign list` needs no query per run. */
+/**
+ * Move to a phase; the memo and the CountersignPhase search attribute mirror it, so `countersign list`
+ * needs no query per run and filters on the server. The attribute is upserted only on runs started
+ * with Countersign's search attributes (the client sets them when the namespace has them): runs of
+ * a namespace without them, and runs started before they existed, replay with the memo alone.
+ */
 function enterPhase(status: RemediationStatus, phase: Phase): void {
   if (status.phase === phase) return;
   status.phase = phase;
-  if (phase !== 'done') upsertMemo({ phase });
+  if (phase === 'done') return; // finish() records the phase with the outcome
+  upsertMemo({ phase });
+  if (workflowInfo().typedSearchAttributes.get(KIND_ATTRIBUTE) !== undefined) upsertSearchAttributes([{ key: PHASE_ATTRIBUTE, value: phase }]);
 }
 
 export async function runRemediation(rawInput: RemediationInput, def: RemediationDefinition): Promise<RemediationStatus> {
@@ -142,14 +175,43 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
     const r = gate.rejected;
     return r ? `${r.approver}${r.comment ? ` (${r.comment})` : ''}` : 'unknown';
   };
+  // Approvers are told only when the policy names where (a policy without `notify` schedules
+  // nothing, so older histories replay unchanged). A notification never blocks the gate and never
+  // fails the run: its failure is recorded in status.notifications.
+  let notice: Omit<NotifyRequest, 'role' | 'event' | 'outcome' | 'reason'> | undefined;
+  const notifying: Promise<void>[] = [];
+  const notify = (event: NotifyEvent, extra: { outcome?: Outcome; reason?: string } = {}): Promise<void> => {
+    if (!notice) return Promise.resolve();
+    const record = (results: NotifyResult[]): void => {
+      const at = new Date().toISOString();
+      const list = (status.notifications ??= []);
+      list.push(...results.map((r) => ({ at, event, ...r })));
+      if (list.length > MAX_NOTIFICATIONS) list.splice(0, list.length - MAX_NOTIFICATIONS);
+    };
+    const request: NotifyRequest = { role: 'notify', event, ...notice, ...extra };
+    const sent = callActivity<NotifyResult[], NotifyRequest>(NOTIFY_ACTIVITY, 'notify', request, event).then(record, (err: unknown) =>
+      record([{ channel: 'activity', ok: false, detail: isCancellation(err) ? 'cancelled' : failureMessage(err) }]),
+    );
+    notifying.push(sent);
+    return sent;
+  };
   setHandler(statusQuery, () => status);
-  setHandler(decideSignal, (decision) => {
-    gate.receive(decision);
+  // A decision with a proof of identity is judged once an activity has verified it with STS (the
+  // handlers are then async); a name-only decision under a name-only policy is judged at once.
+  setHandler(decideSignal, async (decision) => {
+    await gate.decide(decision);
   });
   // No validator: a refused decision is still an accepted update, so its refusal is in history.
-  setHandler(decideUpdate, (decision) => gate.receive(decision));
+  setHandler(decideUpdate, async (decision) => gate.decide(decision));
 
-  const finish = (outcome: Outcome, reason?: string): RemediationStatus => {
+  const finish = async (outcome: Outcome, reason?: string): Promise<RemediationStatus> => {
+    // The outcome goes to approvers who were asked (after any notice still under way), even on cancellation.
+    if (notice) {
+      await CancellationScope.nonCancellable(async () => {
+        await Promise.all(notifying);
+        await notify('end', { outcome, ...(reason ? { reason } : {}) });
+      });
+    }
     enterPhase(status, 'done');
     status.outcome = outcome;
     status.outcomeReason = reason;
@@ -157,6 +219,12 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
     status.soakUntil = undefined;
     status.finishedAt = new Date().toISOString();
     upsertMemo({ phase: 'done', outcome });
+    if (workflowInfo().typedSearchAttributes.get(KIND_ATTRIBUTE) !== undefined) {
+      upsertSearchAttributes([
+        { key: PHASE_ATTRIBUTE, value: 'done' },
+        { key: OUTCOME_ATTRIBUTE, value: outcome },
+      ]);
+    }
     log.info('remediation finished', { workflowId: info.workflowId, kind: input.kind, outcome, reason });
     return status;
   };
@@ -220,7 +288,23 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
     const timeoutMs = durationMs(policy.approvalTimeout);
     status.expiresAt = new Date(Date.now() + timeoutMs).toISOString();
     enterPhase(status, 'awaiting-approval');
-    const decided = await condition(() => gate.approved || rejection() !== undefined, timeoutMs);
+    const decidedYet = () => gate.approved || rejection() !== undefined;
+    let decided: boolean;
+    if (!policy.notify) {
+      decided = await condition(decidedYet, timeoutMs);
+    } else {
+      // Told now, and reminded at half and at 90% of the window; the window itself does not move.
+      const deadline = Date.now() + timeoutMs;
+      notice = { workflowId: info.workflowId, kind: input.kind, account: target.account, digest: plan.digest, changes: plan.changes.length, approveCommand: approveCommand(status), expiresAt: status.expiresAt, channels: policy.notify };
+      void notify('awaiting-approval');
+      decided = false;
+      for (const [event, share] of REMINDERS) {
+        decided = await condition(decidedYet, Math.max(1, deadline - Math.round(timeoutMs * (1 - share)) - Date.now()));
+        if (decided) break;
+        void notify(event);
+      }
+      if (!decided) decided = await condition(decidedYet, Math.max(1, deadline - Date.now()));
+    }
     if (rejection()) {
       return finish('rejected', `rejected by ${byWhom()}`);
     }

@@ -8,6 +8,7 @@ import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SNSClient } from '@aws-sdk/client-sns';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 
@@ -23,6 +24,8 @@ export interface AwsSettings {
   emulator?: 'moto';
   /** Total HTTP attempts per SDK call. */
   maxAttempts: number;
+  /** The SDK's retry mode (AWS_RETRY_MODE, the profile's retry_mode); 'standard' when unset. */
+  retryMode?: string;
   /** The role assumed in other accounts of the organization (COUNTERSIGN_ACCOUNT_ROLE). */
   accountRole: string;
   /** The external id that role's trust policy requires, if any (COUNTERSIGN_ACCOUNT_ROLE_EXTERNAL_ID). */
@@ -31,6 +34,11 @@ export interface AwsSettings {
 
 export const DEFAULT_ACCOUNT_ROLE = 'OrganizationAccountAccessRole';
 
+/**
+ * Settings from explicit variables only, for tests and the sandbox (which pass moto's env): the region
+ * is AWS_REGION or AWS_DEFAULT_REGION, else us-east-1; nothing is read from AWS config files. The
+ * worker and the CLI use `resolveAwsSettings`, which resolves as the SDK does.
+ */
 export function awsSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): AwsSettings {
   const emulator = env.COUNTERSIGN_AWS_EMULATOR === 'moto' ? 'moto' : undefined;
   const attempts = Number(env.AWS_MAX_ATTEMPTS);
@@ -43,6 +51,62 @@ export function awsSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): AwsSet
     accountRole: env.COUNTERSIGN_ACCOUNT_ROLE || DEFAULT_ACCOUNT_ROLE,
     externalId: env.COUNTERSIGN_ACCOUNT_ROLE_EXTERNAL_ID || undefined,
   };
+}
+
+/** A config value the SDK may hold as a value or a provider. */
+async function resolved<T>(value: T | (() => Promise<T>)): Promise<T> {
+  return typeof value === 'function' ? (value as () => Promise<T>)() : value;
+}
+
+/** No region anywhere the SDK looks: one line, naming where to set one (and the profile that has none). */
+export function noRegionMessage(profile?: string): string {
+  const where = profile ? `the profile "${profile}" (AWS_PROFILE) has no region` : 'the default profile (AWS_PROFILE is unset) has no region';
+  return `no AWS region: AWS_REGION is unset and ${where} in ~/.aws/config (or AWS_CONFIG_FILE); set AWS_REGION, or a region in that profile`;
+}
+
+/**
+ * Settings as the AWS SDK itself resolves them, for the worker and the CLI: a throw-away client with
+ * no explicit configuration is asked for its region, max attempts and retry mode, so AWS_REGION, the
+ * AWS_PROFILE's config file (SSO profiles included), AWS_MAX_ATTEMPTS / max_attempts and
+ * AWS_RETRY_MODE / retry_mode count exactly as for any SDK client. The emulator endpoint is
+ * AWS_ENDPOINT_URL, else the endpoint the SDK configures from AWS_ENDPOINT_URL_STS or the profile's
+ * endpoint_url.
+ *
+ * The SDK reads process.env and the shared config files; `env` supplies Countersign's own variables
+ * (COUNTERSIGN_*). AWS_DEFAULT_REGION (the AWS CLI's name, which the SDK ignores) is used only when
+ * the SDK finds no region. No region at all is an error (noRegionMessage): there is no silent
+ * us-east-1 on real AWS. Against moto (COUNTERSIGN_AWS_EMULATOR=moto) one attempt per call unless
+ * AWS_MAX_ATTEMPTS says otherwise.
+ */
+export async function resolveAwsSettings(env: NodeJS.ProcessEnv = process.env): Promise<AwsSettings> {
+  const emulator = env.COUNTERSIGN_AWS_EMULATOR === 'moto' ? 'moto' : undefined;
+  const probe = new STSClient({});
+  try {
+    let region: string | undefined;
+    try {
+      region = await probe.config.region();
+    } catch (err) {
+      // The SDK's own words when nothing holds a region; anything else (a broken config file) is
+      // reported as it is.
+      if (!/Region is missing/i.test((err as Error).message)) throw err;
+    }
+    region ||= process.env.AWS_DEFAULT_REGION || undefined;
+    if (!region) throw new Error(noRegionMessage(process.env.AWS_PROFILE || process.env.AWS_DEFAULT_PROFILE || undefined));
+    const endpoint = process.env.AWS_ENDPOINT_URL || (await probe.config.serviceConfiguredEndpoint?.()) || undefined;
+    const sdkAttempts = await probe.config.maxAttempts();
+    const maxAttempts = emulator && !process.env.AWS_MAX_ATTEMPTS ? 1 : sdkAttempts;
+    return {
+      region,
+      endpoint,
+      emulator,
+      maxAttempts,
+      retryMode: await resolved(probe.config.retryMode),
+      accountRole: env.COUNTERSIGN_ACCOUNT_ROLE || DEFAULT_ACCOUNT_ROLE,
+      externalId: env.COUNTERSIGN_ACCOUNT_ROLE_EXTERNAL_ID || undefined,
+    };
+  } finally {
+    probe.destroy();
+  }
 }
 
 export interface CallerIdentity {
@@ -114,7 +178,7 @@ export class AccountClients {
     return {
       region,
       maxAttempts: this.settings.maxAttempts,
-      retryMode: 'standard' as const,
+      retryMode: this.settings.retryMode ?? 'standard',
       requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
       ...(this.settings.endpoint ? { endpoint: this.settings.endpoint } : {}),
       ...(this.credentials ? { credentials: this.credentials } : {}),
@@ -149,6 +213,10 @@ export class AccountClients {
 
   s3(region = this.settings.region): S3Client {
     return this.cached(`s3:${region}`, () => new S3Client({ ...this.common(region), forcePathStyle: Boolean(this.settings.endpoint) }));
+  }
+
+  sns(region = this.settings.region): SNSClient {
+    return this.cached(`sns:${region}`, () => new SNSClient(this.common(region)));
   }
 
   /** Who these clients act as (GetCallerIdentity, cached; a failure is not cached). */

@@ -66,6 +66,26 @@ function checked(results: [boolean, string][]): ScenarioChecks {
 
 const list = (names: string[]) => names.join(', ') || 'none';
 
+/**
+ * Keep the seeded active users' keys in use (`countersign dev --seed`): sign a request with each every
+ * `everyMs`, so a run started by hand at any time later, even with maxIdle=2s, finds them active. The
+ * returned function stops it. A failed round (moto stopping) is ignored; the next one tries again.
+ */
+export function keepKeysInUse(state: StaleIamUsersState, endpoint: string, everyMs = 500): () => void {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    useKeys(state.estate, endpoint)
+      .catch(() => undefined)
+      .finally(() => {
+        busy = false;
+      });
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 export const staleIamUsers: Scenario<StaleIamUsersState> = {
   kind: 'stale-iam-users',
   title: `stale IAM users in the member account ${MEMBER}`,
