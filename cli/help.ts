@@ -63,7 +63,8 @@ Operate:
   countersign reject <workflowId> --as WHO [--comment TEXT] [--sign [--profile P]]
   countersign evidence <workflowId> [--run-id R] [--format json|md] [--out PATH]
 
-Every command takes --json (one JSON document on stdout; logs on stderr) and --help.
+Every command takes --json (one JSON document on stdout; logs on stderr) and --help;
+countersign --version prints the version.
 Exit codes: 0 success, 2 bad input (nothing was started or changed), 1 any other failure
 (a refused decision included).
 

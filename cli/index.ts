@@ -4,6 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
@@ -19,6 +20,7 @@ import { buildEvidence } from '../evidence/record';
 import { evidenceMarkdown } from '../evidence/markdown';
 import { CommandFailed, UsageError } from './errors';
 import { preflight } from './preflight';
+import { PROJECT_ROOT } from '../sandbox/toolchain';
 import { COMMAND_HELP, kindHelp } from './help';
 import type { Output } from './output';
 import { createOutput } from './output';
@@ -486,6 +488,14 @@ export async function main(argv: string[], out?: Output): Promise<number> {
       case '--help':
       case '-h':
         return help(args[0] ?? 'main', output);
+      case 'version':
+      case '--version':
+      case '-V': {
+        const { version } = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
+        output.line(`countersign ${version}`);
+        output.result({ version });
+        return 0;
+      }
       case 'start':
         return await start(args, output);
       case 'status':

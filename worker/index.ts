@@ -80,7 +80,12 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
   const log = installLogging(undefined, { metricsAddress: metricsAddressFromEnv(env) });
   const temporal = temporalSettingsFromEnv(env);
   const awsSettings = await resolveAwsSettings(env);
-  const connection = await NativeConnection.connect(temporal.connect.connectionOptions);
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect(temporal.connect.connectionOptions);
+  } catch (err) {
+    throw new Error(`cannot reach Temporal at ${temporal.address} (${(err as Error).message.split('\n')[0]}); start one with \`countersign dev\` or set TEMPORAL_ADDRESS`);
+  }
   const { worker, aws } = await createCountersignWorker({
     connection,
     namespace: temporal.namespace,

@@ -8,6 +8,7 @@
 import type { ActivityOptions } from '@temporalio/workflow';
 import {
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
@@ -225,6 +226,9 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
         { key: OUTCOME_ATTRIBUTE, value: outcome },
       ]);
     }
+    // A decision still being verified (an approver's proof) is answered before the run closes — refused,
+    // since nothing awaits a decision now — rather than dropped with the run.
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
     log.info('remediation finished', { workflowId: info.workflowId, kind: input.kind, outcome, reason });
     return status;
   };

@@ -54,6 +54,9 @@ describe('countersign CLI', () => {
     expect(main.stdout).toMatch(/countersign demo/);
     expect(main.stdout).toMatch(/stale-iam-users/);
     expect(main.stdout).toMatch(/maxIdle=DURATION/);
+    const version = await runCli(['--version'], stack.env);
+    expect(version.code).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^countersign \d+\.\d+\.\d+$/);
     const start = await runCli(['start', '--help'], stack.env);
     expect(start.code).toBe(0);
     expect(start.stdout).toMatch(/--dry-run/);
