@@ -5,8 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import type { ParseArgsConfig } from 'node:util';
+import { Command, CommanderError, Option } from 'commander';
 import { Client, Connection } from '@temporalio/client';
 import { DescribeAccountCommand, DescribeOrganizationCommand, OrganizationsClient } from '@aws-sdk/client-organizations';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
@@ -14,42 +13,21 @@ import { formatDuration } from '../common/duration';
 import { ParamError, isKindName, kindNames, kindSpec, resolveKindParams } from '../common/kinds';
 import type { KindName } from '../common/kinds';
 import type { DecideSignal, Outcome, Phase } from '../common/messages';
-import { temporalSettingsFromEnv } from '../worker/config';
+import { metricsAddressFromEnv, temporalSettingsFromEnv } from '../worker/config';
 import { resolveAwsSettings } from '../activities/aws/clients';
 import { buildEvidence } from '../evidence/record';
 import { evidenceMarkdown } from '../evidence/markdown';
 import { CommandFailed, UsageError } from './errors';
 import { preflight } from './preflight';
 import { PROJECT_ROOT } from '../sandbox/toolchain';
-import { COMMAND_HELP, kindHelp } from './help';
+import { AFTER, DESCRIPTION, kindHelp, mainHelpAfter } from './help';
 import type { Output } from './output';
 import { createOutput } from './output';
 import { RemediationClient } from './remediation-client';
 import { approveHint, renderPlan, renderStatus } from './render';
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-const COMMON: Options = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
-
-function parse(command: string, args: string[], options: Options, positionals: number) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message.split('\n')[0]}; see \`countersign ${command} --help\``);
-  }
-  if (!parsed.values.help && parsed.positionals.length !== positionals) {
-    if (command === 'start' && parsed.positionals.length === 0) {
-      throw new UsageError(`start needs a kind: ${kindNames().join(', ')}; see \`countersign start --help\``);
-    }
-    throw new UsageError(
-      positionals === 0
-        ? `${command} takes no arguments (got ${parsed.positionals.join(' ')}); see \`countersign ${command} --help\``
-        : `${command} needs ${positionals === 1 ? 'one argument' : `${positionals} arguments`}; see \`countersign ${command} --help\``,
-    );
-  }
-  return parsed;
-}
+/** A command's option values under the flags' own names (`--dry-run` → 'dry-run'; `--no-wait` → 'no-wait': true). */
+type Values = Record<string, unknown>;
 
 function str(values: Record<string, unknown>, key: string): string | undefined {
   const v = values[key];
@@ -194,30 +172,8 @@ function readFileParams(kind: KindName, given: Record<string, string>): Record<s
   return resolved;
 }
 
-async function start(args: string[], out: Output): Promise<number> {
-  const { values, positionals } = parse(
-    'start',
-    args,
-    {
-      param: { type: 'string', multiple: true },
-      params: { type: 'string' },
-      account: { type: 'string' },
-      'dry-run': { type: 'boolean' },
-      as: { type: 'string' },
-      'id-suffix': { type: 'string' },
-      'no-wait': { type: 'boolean' },
-    },
-    1,
-  );
+async function start(values: Values, positionals: string[], out: Output): Promise<number> {
   const kindArg = positionals[0];
-  if (values.help) {
-    if (kindArg !== undefined && isKindName(kindArg)) {
-      out.line(kindHelp(kindArg));
-      out.result({ help: kindHelp(kindArg) });
-      return 0;
-    }
-    return help('start', out);
-  }
   if (kindArg === undefined || !isKindName(kindArg)) throw new UsageError(`unknown kind "${kindArg}"; kinds: ${kindNames().join(', ')}`);
   const kind: KindName = kindArg;
   let params: Record<string, string>;
@@ -278,9 +234,7 @@ function withRunId(lines: string[], runId: string): string[] {
   return [...lines.slice(0, 1), `  run ${runId}`, ...lines.slice(1)];
 }
 
-async function status(args: string[], out: Output): Promise<number> {
-  const { values, positionals } = parse('status', args, { watch: { type: 'boolean' }, 'run-id': { type: 'string' } }, 1);
-  if (values.help) return help('status', out);
+async function status(values: Values, positionals: string[], out: Output): Promise<number> {
   const workflowId = positionals[0] as string;
   const requestedRun = runIdFlag(values, 'status');
   const { client, close } = await connectClient();
@@ -320,14 +274,7 @@ async function status(args: string[], out: Output): Promise<number> {
   }
 }
 
-async function decide(command: 'approve' | 'reject', args: string[], out: Output): Promise<number> {
-  const { values, positionals } = parse(
-    command,
-    args,
-    { as: { type: 'string' }, plan: { type: 'string' }, comment: { type: 'string' }, sign: { type: 'boolean' }, profile: { type: 'string' } },
-    1,
-  );
-  if (values.help) return help(command, out);
+async function decide(command: 'approve' | 'reject', values: Values, positionals: string[], out: Output): Promise<number> {
   const workflowId = positionals[0] as string;
   // With a proof of AWS identity (--sign, --profile, or a policy that requires it) the verified ARN is
   // the approver and --as is optional; otherwise --as names the approver.
@@ -374,21 +321,7 @@ async function decide(command: 'approve' | 'reject', args: string[], out: Output
   }
 }
 
-async function list(args: string[], out: Output): Promise<number> {
-  const { values } = parse(
-    'list',
-    args,
-    {
-      kind: { type: 'string' },
-      phase: { type: 'string' },
-      account: { type: 'string' },
-      outcome: { type: 'string' },
-      'requested-by': { type: 'string' },
-      limit: { type: 'string' },
-    },
-    0,
-  );
-  if (values.help) return help('list', out);
+async function list(values: Values, out: Output): Promise<number> {
   const kind = str(values, 'kind');
   if (kind !== undefined && !isKindName(kind)) throw new UsageError(`unknown kind "${kind}"; kinds: ${kindNames().join(', ')}`);
   const phases: Phase[] = ['starting', 'planning', 'awaiting-approval', 'applying', 'soaking', 'verifying', 'rolling-back', 'done'];
@@ -428,9 +361,7 @@ async function list(args: string[], out: Output): Promise<number> {
   }
 }
 
-async function evidence(args: string[], out: Output): Promise<number> {
-  const { values, positionals } = parse('evidence', args, { format: { type: 'string' }, out: { type: 'string' }, 'run-id': { type: 'string' } }, 1);
-  if (values.help) return help('evidence', out);
+async function evidence(values: Values, positionals: string[], out: Output): Promise<number> {
   const format = str(values, 'format') ?? 'json';
   if (values.json && format !== 'json') throw new UsageError('--json prints the JSON evidence record; drop --format or use --format json');
   if (format !== 'json' && format !== 'md') {
@@ -472,64 +403,273 @@ async function evidence(args: string[], out: Output): Promise<number> {
   }
 }
 
-function help(topic: string, out: Output): number {
-  out.line(COMMAND_HELP[topic] ?? COMMAND_HELP.main);
-  out.result({ help: COMMAND_HELP[topic] ?? COMMAND_HELP.main });
+/** A command's option values under the flags' own names, as the command bodies read them. */
+function flagValues(cmd: Command): Values {
+  const values: Values = {};
+  for (const option of cmd.options) {
+    const name = (option.long ?? option.short ?? '').replace(/^--?/, '');
+    const value = cmd.getOptionValue(option.attributeName()) as unknown;
+    if (option.negate) {
+      if (value === false) values[name] = true;
+    } else if (value !== undefined) {
+      values[name] = value;
+    }
+  }
+  return values;
+}
+
+const COMMANDS = ['demo', 'dev', 'worker', 'start', 'status', 'approve', 'reject', 'list', 'evidence'];
+const TEMPORAL_COMMANDS = new Set(['start', 'status', 'approve', 'reject', 'list', 'evidence', 'worker']);
+const METRICS_COMMANDS = new Set(['worker', 'dev', 'demo']);
+
+/** host:port, [ipv6]:port; what @temporalio/client and the temporal CLI accept as an address. */
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
+
+/** The environment a command reads, checked before it starts anything: a bad value is bad input (exit 2). */
+function checkEnvironment(command: string, env: NodeJS.ProcessEnv = process.env): void {
+  if (TEMPORAL_COMMANDS.has(command) && env.TEMPORAL_ADDRESS !== undefined) {
+    const address = env.TEMPORAL_ADDRESS.trim();
+    if (!address) throw new UsageError('TEMPORAL_ADDRESS is set but empty; give host:port (e.g. 127.0.0.1:7233), or unset it for 127.0.0.1:7233');
+    const match = HOST_PORT.exec(address);
+    const port = match ? Number(match[2]) : NaN;
+    if (!match || port < 1 || port > 65535) throw new UsageError(`TEMPORAL_ADDRESS must be host:port (e.g. 127.0.0.1:7233 or temporal:7233), not "${env.TEMPORAL_ADDRESS}"`);
+  }
+  if (METRICS_COMMANDS.has(command)) {
+    try {
+      metricsAddressFromEnv(env);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+}
+
+/** Prose for commander, which wraps it to the terminal: paragraphs, not hard-wrapped lines. */
+function prose(text: string): string {
+  return text.replace(/([^\n])\n(?=[^\n])/g, '$1 ');
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** Help goes through `out` like any result: text on stdout, or `{ help }` with --json. */
+function emitHelp(text: string, out: Output): number {
+  const help = text.replace(/\s+$/, '');
+  out.line(help);
+  out.result({ help });
   return 0;
 }
 
-export async function main(argv: string[], out?: Output): Promise<number> {
-  const [command, ...args] = argv;
-  const output = out ?? createOutput(argv.includes('--json'));
-  try {
-    switch (command) {
-      case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
-        return help(args[0] ?? 'main', output);
-      case 'version':
-      case '--version':
-      case '-V': {
-        const { version } = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
-        output.line(`countersign ${version}`);
-        output.result({ version });
-        return 0;
-      }
-      case 'start':
-        return await start(args, output);
-      case 'status':
-        return await status(args, output);
-      case 'approve':
-      case 'reject':
-        return await decide(command, args, output);
-      case 'list':
-        return await list(args, output);
-      case 'evidence':
-        return await evidence(args, output);
-      case 'worker': {
-        const { values } = parse('worker', args, {}, 0);
-        if (values.help) return help('worker', output);
+function emitVersion(out: Output): number {
+  const version = packageVersion();
+  out.line(`countersign ${version}`);
+  out.result({ version });
+  return 0;
+}
+
+/**
+ * The command definitions (docs/design.md §4): commander parses and generates the help; it never
+ * writes or exits itself (configureOutput, exitOverride) — main() reports and returns the exit code.
+ */
+function buildProgram(out: Output, state: { code: number; help: string[] }): Command {
+  const program = new Command('countersign')
+    .description(prose(DESCRIPTION.main))
+    .usage('<command> [options]')
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => void state.help.push(text),
+      writeErr: (text) => void state.help.push(text),
+      outputError: () => undefined,
+    })
+    .showSuggestionAfterError(true)
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .addOption(new Option('--json', 'one JSON document on stdout; logs on stderr').hideHelp())
+    .helpOption('-h, --help', 'show this help')
+    .helpCommand('help [command]', 'show the help of a command')
+    .addHelpText('after', mainHelpAfter());
+  program.hook('preAction', (_program, command) => {
+    if (command.getOptionValue('help') !== true) checkEnvironment(command.name());
+  });
+
+  const json = (): Option => new Option('--json', 'one JSON document on stdout; logs on stderr');
+  const run = (body: (values: Values, positionals: string[]) => Promise<number>) =>
+    async function (this: Command): Promise<void> {
+      state.code = await body(flagValues(this), this.args);
+    };
+  const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+  program
+    .command('demo')
+    .summary('everything on this machine: Temporal dev server, AWS sandbox, a worker, a seeded estate, each remediation end to end')
+    .description(prose(DESCRIPTION.demo))
+    .option('--kind <K>', "run only that kind's demo (an unknown K is refused, listing the kinds that have one)")
+    .option('--keep', 'leave the stack running afterwards and print the Temporal Web UI address to browse the history')
+    .addOption(json())
+    .action(
+      run(async (values) => {
+        const { runDemo } = await import('./demo');
+        return runDemo({ keep: values.keep === true, kind: str(values, 'kind') }, out);
+      }),
+    );
+
+  program
+    .command('dev')
+    .summary('the embedded stack until Ctrl-C (prints the environment to use it)')
+    .description(prose(DESCRIPTION.dev))
+    .option('--seed', "create the demo organization and each demo's estate in the sandbox")
+    .addOption(json())
+    .addHelpText('after', AFTER.dev)
+    .action(
+      run(async (values) => {
+        const { runDev } = await import('./demo');
+        return runDev({ seed: values.seed === true }, out);
+      }),
+    );
+
+  program
+    .command('worker')
+    .summary('run a worker for TEMPORAL_ADDRESS (task queue COUNTERSIGN_TASK_QUEUE)')
+    .description(prose(DESCRIPTION.worker))
+    .addOption(json())
+    .action(
+      run(async () => {
         const { runWorkerFromEnv } = await import('../worker');
         await runWorkerFromEnv();
         return 0;
+      }),
+    );
+
+  // start handles --help itself: `start <kind> --help` shows that kind's parameters from the catalogue.
+  const startCommand = program
+    .command('start')
+    .summary('plan a remediation and wait for approval (prints the workflow id)')
+    .description(prose(DESCRIPTION.start))
+    .usage('<kind> [options]')
+    .argument('[kind]', `the remediation: ${kindNames().join(', ')}`)
+    .helpOption(false)
+    .option('--param <key=value>', "a parameter of the kind (repeatable); see `countersign start <kind> --help` for the kind's", collect)
+    .option('--params <FILE>', 'parameters from a JSON object file ({"maxIdle": "90d"}); --param wins')
+    .option(
+      '--account <ID>',
+      'the target account: any account of your organization, reached by the worker through a role it assumes there (default: the account of your AWS credentials). An id that is not 12 digits, or not in the organization, is refused (exit 2).',
+    )
+    .option('--dry-run', 'plan only: the run ends "planned" and nothing can be approved or changed')
+    .option('--as <WHO>', 'who is requesting (default: $COUNTERSIGN_USER or your login); they cannot approve')
+    .option('--id-suffix <S>', 'run a separate scope concurrently: workflow id <kind>/<account>/<S>')
+    .option('--no-wait', 'print the workflow id and return without waiting for the plan')
+    .addOption(json())
+    .option('-h, --help', 'show this help')
+    .addHelpText('after', AFTER.start);
+  startCommand.action(
+    run(async (values, positionals) => {
+      const kindArg = positionals[0];
+      if (values.help) {
+        if (kindArg !== undefined && isKindName(kindArg)) return emitHelp(kindHelp(kindArg), out);
+        startCommand.outputHelp();
+        return emitHelp(state.help.splice(0).join(''), out);
       }
-      case 'dev':
-      case 'demo': {
-        const { runDemo, runDev } = await import('./demo');
-        if (command === 'dev') {
-          const { values } = parse('dev', args, { seed: { type: 'boolean' } }, 0);
-          if (values.help) return help('dev', output);
-          return await runDev({ seed: values.seed === true }, output);
-        }
-        const { values } = parse('demo', args, { keep: { type: 'boolean' }, kind: { type: 'string' } }, 0);
-        if (values.help) return help('demo', output);
-        return await runDemo({ keep: values.keep === true, kind: str(values, 'kind') }, output);
-      }
-      default:
-        throw new UsageError(`unknown command "${command}"; commands: demo, dev, worker, start, status, approve, reject, list, evidence (see countersign --help)`);
+      if (kindArg === undefined) throw new UsageError(`start needs a kind: ${kindNames().join(', ')}; see \`countersign start --help\``);
+      return start(values, positionals, out);
+    }),
+  );
+
+  const runIdOption = (): Option =>
+    new Option('--run-id <R>', 'that run of the workflow id (an id is reused once its run has ended; `countersign list` shows every run with its run id); default: the latest run');
+
+  program
+    .command('status')
+    .summary('phase, plan, decisions, refusals, progress, outcome (--watch follows it)')
+    .description(prose(DESCRIPTION.status))
+    .argument('<workflowId>', 'the workflow id `countersign start` printed')
+    .addOption(runIdOption())
+    .option(
+      '--watch',
+      'follow the run until it ends, printing each phase and change result as it happens and the time left of a soak or approval window',
+    )
+    .addOption(json())
+    .addHelpText('after', AFTER.status)
+    .action(run((values, positionals) => status(values, positionals, out)));
+
+  for (const command of ['approve', 'reject'] as const) {
+    program
+      .command(command)
+      .summary(command === 'approve' ? 'approve the plan with that digest' : 'reject the plan, or halt a run and roll back what is reversible')
+      .description(prose(DESCRIPTION[command]))
+      .argument('<workflowId>', 'the workflow id `countersign start` printed')
+      .option('--as <WHO>', 'who is deciding (optional with a proof of AWS identity: the verified ARN is recorded)')
+      .option('--plan <DIGEST>', command === 'approve' ? "the plan's full 64-character digest as `countersign status` shows it" : "the plan's digest (default: the current plan's)")
+      .option('--comment <TEXT>', 'a comment recorded with the decision')
+      .option(
+        '--sign',
+        'prove who you are: sign (never send) an sts:GetCallerIdentity request with your own AWS credentials (the SDK\'s default chain), bound to this run and plan; the worker has STS verify it and the ARN STS answers is the decider. Automatic when the run\'s policy has "identity": "aws-sts"',
+      )
+      .option('--profile <P>', 'sign with that AWS shared-config profile (implies --sign)')
+      .addOption(json())
+      .addHelpText('after', AFTER[command])
+      .action(run((values, positionals) => decide(command, values, positionals, out)));
+  }
+
+  program
+    .command('list')
+    .summary('remediations, running and finished, every run with its run id, newest first')
+    .description(prose(DESCRIPTION.list))
+    .option('--kind <K>', 'a kind (see `countersign --help`)')
+    .option('--phase <P>', 'starting, planning, awaiting-approval, applying, soaking, verifying, rolling-back, done')
+    .option('--account <A>', 'the target account (12 digits)')
+    .option('--outcome <O>', 'completed, no-op, planned, rejected, expired, failed, rolled-back, cancelled')
+    .option('--requested-by <WHO>', 'who started the run')
+    .option('--limit <N>', 'at most N runs (default 100)')
+    .addOption(json())
+    .addHelpText('after', AFTER.list)
+    .action(run((values) => list(values, out)));
+
+  program
+    .command('evidence')
+    .summary('the change evidence from the workflow history')
+    .description(prose(DESCRIPTION.evidence))
+    .argument('<workflowId>', 'the workflow id `countersign start` printed')
+    .addOption(runIdOption())
+    .option('--format <json|md>', 'json (default) or md')
+    .option('--out <PATH>', 'write the evidence to that file')
+    .addOption(json())
+    .addHelpText('after', AFTER.evidence)
+    .action(run((values, positionals) => evidence(values, positionals, out)));
+
+  program
+    .command('version', { hidden: true })
+    .addOption(json())
+    .action(run(async () => emitVersion(out)));
+
+  return program;
+}
+
+/** commander's message as one line: `unknown option '--dry-rnu' (Did you mean --dry-run?)`. */
+function usageLine(err: CommanderError, argv: string[]): string {
+  const message = err.message
+    .replace(/^error:\s*/, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim()
+    .replace(/\.$/, '');
+  const command = argv.find((a) => !a.startsWith('-'));
+  const topic = command !== undefined && COMMANDS.includes(command) ? ` ${command}` : '';
+  return `${message}; see \`countersign${topic} --help\``;
+}
+
+export async function main(argv: string[], out?: Output): Promise<number> {
+  const output = out ?? createOutput(argv.includes('--json'));
+  const state = { code: 0, help: [] as string[] };
+  try {
+    const program = buildProgram(output, state);
+    await program.parseAsync(argv.length === 0 ? ['--help'] : argv, { from: 'user' });
+    return state.code;
+  } catch (caught) {
+    let err = caught;
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.version') return emitVersion(output);
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') return emitHelp(state.help.join(''), output);
+      err = new UsageError(usageLine(err, argv));
     }
-  } catch (err) {
     if (err instanceof UsageError) {
       output.note(`countersign: ${err.message}`);
       if (output.json) output.result({ error: err.message, exitCode: 2 });
@@ -541,7 +681,6 @@ export async function main(argv: string[], out?: Output): Promise<number> {
     return 1;
   }
 }
-
 if (require.main === module) {
   // See bin/countersign.js: the pinned AWS SDK supports Node 20; its notice about future versions is noise here.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

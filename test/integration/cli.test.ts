@@ -32,7 +32,8 @@ describe('countersign CLI', () => {
   it.each([
     [['start', 'stale-iam-userz'], /unknown kind "stale-iam-userz"; kinds: stale-iam-users/],
     [['start', 'stale-iam-users', '--param', 'maxIdle=banana'], /maxIdle must be a duration .*"banana"/],
-    [['start', 'stale-iam-users', '--bogus'], /Unknown option '--bogus'/],
+    [['start', 'stale-iam-users', '--bogus'], /unknown option '--bogus'/],
+    [['start', 'stale-iam-users', '--dry-rnu'], /unknown option '--dry-rnu' \(Did you mean --dry-run\?\)/],
     [['start', 'stale-iam-users', '--param', 'maxIdle'], /expected key=value/],
     [['start', 'stale-iam-users', '--account', '12'], /12-digit/],
     [['start', 'stale-iam-users', '--param', 'soak=99999999999d'], /soak must be between 1s and 365d/],
