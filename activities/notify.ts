@@ -38,20 +38,8 @@ export interface NotifyRequest {
 /** What one channel did; the workflow adds when and for which event. */
 export type NotifyResult = Pick<NotificationRecord, 'channel' | 'ok' | 'detail'>;
 
-/** The webhook body (Slack-compatible) and, as JSON, the SNS message. */
-export interface NotifyPayload {
-  text: string;
-  event: NotifyEvent;
-  workflowId: string;
-  kind: string;
-  account: string;
-  digest: string;
-  changes: number;
-  approveCommand: string;
-  expiresAt?: string;
-  outcome?: Outcome;
-  reason?: string;
-}
+/** The webhook body (Slack-compatible) and, as JSON, the SNS message: the request's facts plus a line for people. */
+export type NotifyPayload = Omit<NotifyRequest, 'role' | 'channels'> & { text: string };
 
 const MAX_DETAIL = 300;
 const MAX_REASON = 500;
