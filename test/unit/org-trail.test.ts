@@ -98,27 +98,16 @@ describe('the organization-trail bucket policy', () => {
 
 describe('the trail configuration', () => {
   const desired = desiredTrailConfig({ bucket: BUCKET });
-  const awsTrail = (over: Partial<Trail> = {}): Trail => ({
-    Name: 'org-trail',
-    TrailARN: TRAIL_ARN,
-    HomeRegion: 'us-east-1',
-    S3BucketName: BUCKET,
-    IsOrganizationTrail: true,
-    IsMultiRegionTrail: true,
-    IncludeGlobalServiceEvents: true,
-    LogFileValidationEnabled: true,
-    ...over,
-  });
 
   it('asks for an organization trail over every region, with global events and log-file validation', () => {
     expect(desired).toMatchObject({ isOrganizationTrail: true, isMultiRegionTrail: true, includeGlobalServiceEvents: true, logFileValidationEnabled: true, kmsKeyId: null, s3KeyPrefix: null });
-    expect(trailConfigDifferences(trailConfigOf(awsTrail()), desired)).toEqual([]);
+    expect(trailConfigDifferences(trailConfigOf(trailOf()), desired)).toEqual([]);
     // The emulator answers "" where AWS omits a field.
-    expect(trailConfigDifferences(trailConfigOf(awsTrail({ KmsKeyId: '', CloudWatchLogsRoleArn: '' })), desired)).toEqual([]);
+    expect(trailConfigDifferences(trailConfigOf(trailOf({ KmsKeyId: '', CloudWatchLogsRoleArn: '' })), desired)).toEqual([]);
   });
 
   it('names each field that differs', () => {
-    const single = trailConfigOf(awsTrail({ IsOrganizationTrail: false, IsMultiRegionTrail: false, LogFileValidationEnabled: false, S3BucketName: 'old', S3KeyPrefix: 'p' }));
+    const single = trailConfigOf(trailOf({ IsOrganizationTrail: false, IsMultiRegionTrail: false, LogFileValidationEnabled: false, S3BucketName: 'old', S3KeyPrefix: 'p' }));
     expect(trailConfigDifferences(single, desired)).toEqual(['s3BucketName', 's3KeyPrefix', 'isOrganizationTrail', 'isMultiRegionTrail', 'logFileValidationEnabled']);
   });
 
@@ -133,7 +122,7 @@ describe('the trail configuration', () => {
   });
 
   it('updates only what differs, clears with empty strings, and keeps multi-region and global events together', () => {
-    const live = trailConfigOf(awsTrail({ IsMultiRegionTrail: false, KmsKeyId: 'arn:aws:kms:us-east-1:111111111111:key/k', S3KeyPrefix: 'old' }));
+    const live = trailConfigOf(trailOf({ IsMultiRegionTrail: false, KmsKeyId: 'arn:aws:kms:us-east-1:111111111111:key/k', S3KeyPrefix: 'old' }));
     expect(updateTrailInput(TRAIL_ARN, live, desired)).toEqual({ Name: TRAIL_ARN, S3KeyPrefix: '', IsMultiRegionTrail: true, IncludeGlobalServiceEvents: true, KmsKeyId: '' });
     expect(updateTrailInput(TRAIL_ARN, desired, live)).toEqual({ Name: TRAIL_ARN, S3KeyPrefix: 'old', IsMultiRegionTrail: false, IncludeGlobalServiceEvents: true, KmsKeyId: 'arn:aws:kms:us-east-1:111111111111:key/k' });
     const withLogs = desiredTrailConfig({ bucket: BUCKET, cloudWatchLogsGroupArn: 'arn:aws:logs:us-east-1:111111111111:log-group:trail', cloudWatchLogsRoleArn: 'arn:aws:iam::111111111111:role/ct' });
@@ -194,17 +183,20 @@ function freshOrganization(): void {
   cloudtrail.on(GetTrailCommand).rejects(awsError('TrailNotFoundException'));
 }
 
-const trailOf = (over: Partial<Trail> = {}): Trail => ({
-  Name: 'org-trail',
-  TrailARN: TRAIL_ARN,
-  HomeRegion: 'us-east-1',
-  S3BucketName: BUCKET,
-  IsOrganizationTrail: true,
-  IsMultiRegionTrail: true,
-  IncludeGlobalServiceEvents: true,
-  LogFileValidationEnabled: true,
-  ...over,
-});
+/** A trail as CloudTrail describes it, configured as org-trail wants (a declaration: used above it too). */
+function trailOf(over: Partial<Trail> = {}): Trail {
+  return {
+    Name: 'org-trail',
+    TrailARN: TRAIL_ARN,
+    HomeRegion: 'us-east-1',
+    S3BucketName: BUCKET,
+    IsOrganizationTrail: true,
+    IsMultiRegionTrail: true,
+    IncludeGlobalServiceEvents: true,
+    LogFileValidationEnabled: true,
+    ...over,
+  };
+}
 
 /** The bucket exists with every protection and the merged policy in place. */
 function compliantBucket(policy: PolicyDocument = mergeStatements({ Version: '2012-10-17', Statement: [FOREIGN] }, statements())): void {
