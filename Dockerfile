@@ -13,8 +13,9 @@ COPY . .
 # sources are copied first.
 RUN --mount=type=cache,target=/root/.npm npm install --no-audit --no-fund
 RUN npm run build
-# The worker bundles workflows/ at start with @temporalio/worker's bundler, a runtime dependency: only
-# the dev tools (typescript, jest, eslint, …) go.
+# The build writes dist/workflow-bundle.js, which the worker loads instead of bundling at start; the
+# bundler (@temporalio/worker) stays a runtime dependency for a worker whose bundle is stale. Only the
+# dev tools (typescript, jest, eslint, …) go.
 RUN npm prune --omit=dev --no-audit --no-fund
 
 FROM node:22-bookworm-slim

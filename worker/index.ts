@@ -8,7 +8,7 @@ import type pino from 'pino';
 import { createActivities } from '../activities';
 import { AwsClients, resolveAwsSettings } from '../activities/aws/clients';
 import type { AwsSettings } from '../activities/aws/clients';
-import { metricsAddressFromEnv, parseMetricsAddress, temporalSettingsFromEnv } from './config';
+import { metricsAddressFromEnv, parseMetricsAddress, selectWorkflowSource, temporalSettingsFromEnv } from './config';
 import { createPino, PinoTemporalLogger } from './logger';
 
 let installed: { logger: pino.Logger; metricsAddress?: string } | undefined;
@@ -54,7 +54,11 @@ export interface CountersignWorkerOptions {
   taskQueue: string;
   aws: AwsSettings;
   policyPath?: string;
-  /** A prebuilt workflow bundle (tests build one once); otherwise workflows/ is bundled at start. */
+  /**
+   * A workflow bundle to use (tests build one once per run); otherwise the one `npm run build` wrote
+   * next to the compiled workflows if it is current, else workflows/ bundled at start
+   * (selectWorkflowSource).
+   */
   workflowBundle?: { codePath: string };
   /** Test hook: the clock activities read. */
   now?: () => Date;
@@ -66,13 +70,20 @@ export async function createCountersignWorker(options: CountersignWorkerOptions)
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
-    ...(options.workflowBundle
-      ? { workflowBundle: options.workflowBundle }
-      : { workflowsPath: path.join(__dirname, '..', 'workflows') }),
+    ...workflowCode(options.workflowBundle),
     activities: createActivities({ aws, policyPath: options.policyPath, now: options.now }),
     shutdownGraceTime: '10s',
   });
   return { worker, aws };
+}
+
+/** The workflow code for Worker.create: the given bundle, the prebuilt one, or workflows/ bundled now. */
+function workflowCode(given?: { codePath: string }): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
+  if (given) return { workflowBundle: given };
+  const source = selectWorkflowSource(path.join(__dirname, '..', 'workflows'));
+  if (source.kind === 'prebuilt') return { workflowBundle: { codePath: source.codePath } };
+  Runtime.instance().logger.info(`bundling workflows at start: ${source.reason}`, { workflowsPath: source.workflowsPath });
+  return { workflowsPath: source.workflowsPath };
 }
 
 /** `countersign worker`: a worker for TEMPORAL_ADDRESS until SIGINT/SIGTERM. */

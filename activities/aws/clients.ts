@@ -1,7 +1,9 @@
 /**
  * AWS clients, one per account, service and region, shared by all activities of a worker (the SDK's
  * retry quota is per client instance — docs/aws.md §6.2). SDK retries stay few and fast; Temporal
- * owns the long horizon (§6.4). AWS_ENDPOINT_URL points every client at an emulator.
+ * owns the long horizon (§6.4). AWS_ENDPOINT_URL points every client at an emulator. Every client
+ * carries the rate-limit middleware of rate-limit.ts (§6.5): a cap per account and service shared by
+ * all activities of the worker, AIMD on throttling, and pacing of CloudTrail mutations.
  */
 import { createHash } from 'node:crypto';
 import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
@@ -11,6 +13,10 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+// Types only (erased at build): the SDK clients' own middleware types, from the package they come from.
+import type { FinalizeHandler, FinalizeHandlerArguments, FinalizeHandlerOutput, HandlerExecutionContext, MiddlewareStack } from '@smithy/types';
+import { AwsRateLimits, defaultRateLimitSettings, rateLimitSettingsFromEnv } from './rate-limit';
+import type { RateLimitSettings } from './rate-limit';
 
 export interface AwsSettings {
   /** Default region for regional services. */
@@ -24,8 +30,13 @@ export interface AwsSettings {
   emulator?: 'moto';
   /** Total HTTP attempts per SDK call. */
   maxAttempts: number;
-  /** The SDK's retry mode (AWS_RETRY_MODE, the profile's retry_mode); 'standard' when unset. */
+  /**
+   * The SDK's retry mode (AWS_RETRY_MODE, the profile's retry_mode). The resolvers default it to
+   * 'adaptive' (the SDK's client-side rate limiter) for real AWS; 'standard' when unset here.
+   */
   retryMode?: string;
+  /** Client-side rate limits (rate-limit.ts); defaultRateLimitSettings when unset. */
+  rateLimits?: RateLimitSettings;
   /** The role assumed in other accounts of the organization (COUNTERSIGN_ACCOUNT_ROLE). */
   accountRole: string;
   /** The external id that role's trust policy requires, if any (COUNTERSIGN_ACCOUNT_ROLE_EXTERNAL_ID). */
@@ -35,6 +46,19 @@ export interface AwsSettings {
 export const DEFAULT_ACCOUNT_ROLE = 'OrganizationAccountAccessRole';
 
 /**
+ * Real AWS (no endpoint override) retries in 'adaptive' mode unless the retry mode was set: the
+ * standard backoff with jitter plus the SDK's client-side token bucket, which slows a client down
+ * after throttling. An emulator keeps 'standard' (it makes one attempt anyway, §0). `configured` is
+ * the mode the SDK resolved, which is 'standard' both when set so and when unset; only
+ * AWS_RETRY_MODE=standard can tell them apart, so a profile's `retry_mode = standard` reads as unset.
+ */
+function defaultRetryMode(endpoint: string | undefined, configured: string | undefined, envRetryMode: string | undefined): string | undefined {
+  if (envRetryMode) return envRetryMode;
+  if (configured && configured !== 'standard') return configured;
+  return endpoint ? configured : 'adaptive';
+}
+
+/**
  * Settings from explicit variables only, for tests and the sandbox (which pass moto's env): the region
  * is AWS_REGION or AWS_DEFAULT_REGION, else us-east-1; nothing is read from AWS config files. The
  * worker and the CLI use `resolveAwsSettings`, which resolves as the SDK does.
@@ -42,12 +66,15 @@ export const DEFAULT_ACCOUNT_ROLE = 'OrganizationAccountAccessRole';
 export function awsSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): AwsSettings {
   const emulator = env.COUNTERSIGN_AWS_EMULATOR === 'moto' ? 'moto' : undefined;
   const attempts = Number(env.AWS_MAX_ATTEMPTS);
+  const endpoint = env.AWS_ENDPOINT_URL || undefined;
   return {
     region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
-    endpoint: env.AWS_ENDPOINT_URL || undefined,
+    endpoint,
     emulator,
     // Against moto an unimplemented operation is an HTML 500 the SDK would retry: one attempt there.
     maxAttempts: Number.isInteger(attempts) && attempts > 0 ? attempts : emulator ? 1 : 3,
+    retryMode: defaultRetryMode(endpoint, undefined, env.AWS_RETRY_MODE),
+    rateLimits: rateLimitSettingsFromEnv(env, { endpoint }),
     accountRole: env.COUNTERSIGN_ACCOUNT_ROLE || DEFAULT_ACCOUNT_ROLE,
     externalId: env.COUNTERSIGN_ACCOUNT_ROLE_EXTERNAL_ID || undefined,
   };
@@ -76,7 +103,8 @@ export function noRegionMessage(profile?: string): string {
  * (COUNTERSIGN_*). AWS_DEFAULT_REGION (the AWS CLI's name, which the SDK ignores) is used only when
  * the SDK finds no region. No region at all is an error (noRegionMessage): there is no silent
  * us-east-1 on real AWS. Against moto (COUNTERSIGN_AWS_EMULATOR=moto) one attempt per call unless
- * AWS_MAX_ATTEMPTS says otherwise.
+ * AWS_MAX_ATTEMPTS says otherwise. Real AWS retries in 'adaptive' mode unless a mode is set
+ * (defaultRetryMode). A bad COUNTERSIGN_AWS_CONCURRENCY or _CLOUDTRAIL_MUTATION_INTERVAL is an error here.
  */
 export async function resolveAwsSettings(env: NodeJS.ProcessEnv = process.env): Promise<AwsSettings> {
   const emulator = env.COUNTERSIGN_AWS_EMULATOR === 'moto' ? 'moto' : undefined;
@@ -100,7 +128,8 @@ export async function resolveAwsSettings(env: NodeJS.ProcessEnv = process.env): 
       endpoint,
       emulator,
       maxAttempts,
-      retryMode: await resolved(probe.config.retryMode),
+      retryMode: defaultRetryMode(endpoint, await resolved(probe.config.retryMode), process.env.AWS_RETRY_MODE || undefined),
+      rateLimits: rateLimitSettingsFromEnv(env, { endpoint }),
       accountRole: env.COUNTERSIGN_ACCOUNT_ROLE || DEFAULT_ACCOUNT_ROLE,
       externalId: env.COUNTERSIGN_ACCOUNT_ROLE_EXTERNAL_ID || undefined,
     };
@@ -139,6 +168,29 @@ const REFRESH_BEFORE_EXPIRY_MS = 5 * 60_000;
 /** Account client sets kept at once; the least recently used is closed beyond this. */
 const MAX_ACCOUNT_SETS = 64;
 
+/** The account key of the worker's own clients (their account is only known after GetCallerIdentity). */
+const OWN_ACCOUNT = 'self';
+
+/**
+ * Put one client under `limits`: every HTTP attempt waits for its (account, service) slot — and a
+ * CloudTrail mutation for its pacing — just inside the SDK's retry middleware and before signing, so
+ * a retry in backoff holds no slot, each throttled attempt is seen, and a signature is never made
+ * stale by the wait.
+ */
+function rateLimited<I extends object, O extends object, C extends object>(
+  client: C & { middlewareStack: MiddlewareStack<I, O> },
+  limits: AwsRateLimits,
+  call: { account: string; service: string; region: string },
+): C {
+  client.middlewareStack.addRelativeTo(
+    (next: FinalizeHandler<I, O>, context: HandlerExecutionContext) =>
+      (args: FinalizeHandlerArguments<I>): Promise<FinalizeHandlerOutput<O>> =>
+        limits.run({ ...call, operation: (context.commandName ?? 'Unknown').replace(/Command$/, '') }, () => next(args)),
+    { relation: 'before', toMiddleware: 'httpSigningMiddleware', name: 'countersignRateLimit', override: true },
+  );
+  return client;
+}
+
 type AwsCredentialIdentity = Awaited<ReturnType<ReturnType<typeof fromTemporaryCredentials>>>;
 type CredentialSource = () => Promise<AwsCredentialIdentity>;
 
@@ -163,16 +215,24 @@ function sharedCredentials(source: CredentialSource): CredentialSource {
   };
 }
 
-/** Clients for one account, one per service and region, sharing that account's credentials. */
+/**
+ * Clients for one account, one per service and region, sharing that account's credentials and the
+ * account's rate limits (`limits`: AwsClients passes its own, shared by every client set of the
+ * worker; a set made on its own gets a private one).
+ */
 export class AccountClients {
   private readonly cache = new Map<string, { destroy(): void }>();
   private caller: Promise<CallerIdentity> | undefined;
+  private readonly limits: AwsRateLimits;
 
   constructor(
     readonly settings: AwsSettings,
     readonly access: AccountAccess,
     private readonly credentials?: CredentialSource,
-  ) {}
+    limits?: AwsRateLimits,
+  ) {
+    this.limits = limits ?? new AwsRateLimits(settings.rateLimits ?? defaultRateLimitSettings(settings));
+  }
 
   private common(region: string) {
     return {
@@ -185,38 +245,44 @@ export class AccountClients {
     };
   }
 
-  private cached<T extends { destroy(): void }>(key: string, make: () => T): T {
+  /** The client of `service` in `region`, made once and put under the account's rate limits. */
+  private cached<T extends { destroy(): void }>(service: string, region: string, make: (region: string) => T): T {
+    const key = `${service}:${region}`;
     let client = this.cache.get(key) as T | undefined;
     if (!client) {
-      client = make();
+      client = make(region);
       this.cache.set(key, client);
     }
     return client;
   }
 
+  private limited<I extends object, O extends object, C extends object>(client: C & { middlewareStack: MiddlewareStack<I, O> }, service: string, region: string): C {
+    return rateLimited(client, this.limits, { account: this.access.account ?? OWN_ACCOUNT, service, region });
+  }
+
   /** IAM and Organizations are global: their clients live in us-east-1 (docs/aws.md §0). */
   iam(): IAMClient {
-    return this.cached('iam', () => new IAMClient(this.common('us-east-1')));
+    return this.cached('iam', 'us-east-1', (r) => this.limited(new IAMClient(this.common(r)), 'iam', r));
   }
 
   organizations(): OrganizationsClient {
-    return this.cached('organizations', () => new OrganizationsClient(this.common('us-east-1')));
+    return this.cached('organizations', 'us-east-1', (r) => this.limited(new OrganizationsClient(this.common(r)), 'organizations', r));
   }
 
   sts(): STSClient {
-    return this.cached('sts', () => new STSClient(this.common(this.settings.region)));
+    return this.cached('sts', this.settings.region, (r) => this.limited(new STSClient(this.common(r)), 'sts', r));
   }
 
   cloudtrail(region = this.settings.region): CloudTrailClient {
-    return this.cached(`cloudtrail:${region}`, () => new CloudTrailClient(this.common(region)));
+    return this.cached('cloudtrail', region, (r) => this.limited(new CloudTrailClient(this.common(r)), 'cloudtrail', r));
   }
 
   s3(region = this.settings.region): S3Client {
-    return this.cached(`s3:${region}`, () => new S3Client({ ...this.common(region), forcePathStyle: Boolean(this.settings.endpoint) }));
+    return this.cached('s3', region, (r) => this.limited(new S3Client({ ...this.common(r), forcePathStyle: Boolean(this.settings.endpoint) }), 's3', r));
   }
 
   sns(region = this.settings.region): SNSClient {
-    return this.cached(`sns:${region}`, () => new SNSClient(this.common(region)));
+    return this.cached('sns', region, (r) => this.limited(new SNSClient(this.common(r)), 'sns', r));
   }
 
   /** Who these clients act as (GetCallerIdentity, cached; a failure is not cached). */
@@ -246,9 +312,12 @@ export class AccountClients {
 export class AwsClients {
   private readonly base: AccountClients;
   private readonly assumed = new Map<string, AccountClients>();
+  /** One set of limiters per worker, keyed by account: every session in an account shares its caps. */
+  readonly limits: AwsRateLimits;
 
   constructor(readonly settings: AwsSettings) {
-    this.base = new AccountClients(settings, {});
+    this.limits = new AwsRateLimits(settings.rateLimits ?? defaultRateLimitSettings(settings));
+    this.base = new AccountClients(settings, {}, undefined, this.limits);
   }
 
   /** The worker's own credentials' clients. */
@@ -306,7 +375,7 @@ export class AwsClients {
           ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
         },
       });
-      clients = new AccountClients(settings, { account: ref.account, roleArn, sessionName }, sharedCredentials(() => provider()));
+      clients = new AccountClients(settings, { account: ref.account, roleArn, sessionName }, sharedCredentials(() => provider()), this.limits);
       while (this.assumed.size >= MAX_ACCOUNT_SETS) {
         const [oldestKey, oldest] = this.assumed.entries().next().value as [string, AccountClients];
         this.assumed.delete(oldestKey);

@@ -58,7 +58,7 @@ describe('resolveAwsSettings', () => {
     const settings = await resolveAwsSettings();
     expect(settings.region).toBe('eu-west-3');
     expect(settings.maxAttempts).toBe(3);
-    expect(settings.retryMode).toBe('standard');
+    expect(settings.retryMode).toBe('adaptive');
     expect(settings.endpoint).toBeUndefined();
   });
 
