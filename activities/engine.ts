@@ -13,7 +13,7 @@
  */
 import { DescribeAccountCommand, DescribeOrganizationCommand } from '@aws-sdk/client-organizations';
 import { ApplicationFailure } from '@temporalio/common';
-import { sealPlan } from '../common/digest';
+import { sealPage, sealPlan } from '../common/digest';
 import type { Json } from '../common/json';
 import { KINDS } from '../common/kinds';
 import type { ParamSpecs } from '../common/params';
@@ -178,7 +178,7 @@ export function withEngineGuards<T extends Record<string, (...args: never[]) => 
     const own = await ownPrincipal();
     const patterns = [...BUILT_IN_PROTECTED_PRINCIPALS, ...request.protectedPrincipals, ...(own ? [own] : [])];
     const { kept, refused } = withoutProtectedChanges(planned.changes, patterns);
-    return sealPlan({
+    const body = {
       kind: request.kind,
       account: request.account,
       region: request.region,
@@ -189,7 +189,10 @@ export function withEngineGuards<T extends Record<string, (...args: never[]) => 
       leftAlone: [...refused, ...planned.leftAlone],
       leftAloneNotListed: planned.leftAloneNotListed ?? 0,
       notes: planned.notes,
-    });
+    };
+    // A paged plan: each page sealed with its own digest and the chain so far (docs/engine.md, "Plan pages").
+    if (request.page) return sealPage(body, request.page.number, request.page.previousDigest, planned.nextCursor);
+    return sealPlan(body);
   }
 
   return Object.fromEntries(
@@ -200,6 +203,10 @@ export function withEngineGuards<T extends Record<string, (...args: never[]) => 
         if (role === 'plan') return plan(body as (r: PlanRequest) => Promise<unknown>, request as PlanRequest);
         const change = changeOf(request);
         if (change) await refuseProtectedChange(request, change);
+        // A batch is refused whole if any of its changes is protected (the workflow refused such a plan
+        // before approval; this is the fail-closed backstop).
+        const batch = request && typeof request === 'object' ? (request as { changes?: unknown }).changes : undefined;
+        if (Array.isArray(batch)) for (const c of batch) if (changeOf({ change: c })) await refuseProtectedChange(request, c as Change);
         return body(request);
       };
       return [name, guarded];

@@ -1,4 +1,9 @@
-/** Heartbeats: a lost worker is noticed within an activity's heartbeat timeout, not its whole timeout. */
+/**
+ * Heartbeats: a lost worker is noticed within an activity's heartbeat timeout, not its whole timeout.
+ * A long activity also keeps a checkpoint in its heartbeat details (docs/engine.md, "Batches"): the
+ * server keeps the last details it received, and a retried attempt reads them to resume where the
+ * last one stopped instead of starting over.
+ */
 import { Context } from '@temporalio/activity';
 
 function currentContext(): Context | undefined {
@@ -9,9 +14,29 @@ function currentContext(): Context | undefined {
   }
 }
 
-/** Heartbeat now, with progress details, when running inside an activity. */
-export function keepAlive(details?: unknown): void {
-  currentContext()?.heartbeat(details);
+/** The checkpoint of each running activity, sent with every heartbeat so a progress beat never drops it. */
+const checkpoints = new WeakMap<Context, unknown>();
+
+/** Heartbeat now, with progress details, when running inside an activity (any checkpoint goes along). */
+export function keepAlive(progress?: unknown): void {
+  const context = currentContext();
+  if (!context) return;
+  const checkpoint = checkpoints.get(context);
+  context.heartbeat(checkpoint === undefined ? progress : { checkpoint, ...(progress !== undefined ? { progress } : {}) });
+}
+
+/** Record how far the activity got; the next heartbeat carries it to the server (resumeFrom reads it back). */
+export function checkpoint(value: unknown): void {
+  const context = currentContext();
+  if (!context) return;
+  checkpoints.set(context, value);
+  context.heartbeat({ checkpoint: value });
+}
+
+/** The checkpoint an earlier attempt of this activity left, if any. */
+export function resumeFrom<T>(): T | undefined {
+  const details = currentContext()?.info.heartbeatDetails as { checkpoint?: T } | undefined;
+  return details && typeof details === 'object' && 'checkpoint' in details ? details.checkpoint : undefined;
 }
 
 /**
@@ -22,7 +47,7 @@ export function keepAlive(details?: unknown): void {
 export async function withPeriodicHeartbeat<R>(body: () => Promise<R>, everyMs = 10_000): Promise<R> {
   const context = currentContext();
   if (!context) return body();
-  const timer = setInterval(() => context.heartbeat(), everyMs);
+  const timer = setInterval(() => keepAlive(), everyMs);
   try {
     return await body();
   } finally {

@@ -3,7 +3,9 @@
  * and the worker wire them the same way. Each passes through the engine's guards (activities/engine.ts),
  * heartbeats while it runs, and leaves with its AWS errors classified.
  */
+import { ApplicationFailure } from '@temporalio/common';
 import { classifyingAwsErrors } from './aws/errors';
+import { jsonBytes } from './batch';
 import type { AwsErrorContext } from './aws/errors';
 import type { AwsClients } from './aws/clients';
 import type { KindParamRegistry } from './engine';
@@ -35,9 +37,28 @@ export function registerActivities<T extends ActivityMap>(activities: T, options
   return Object.fromEntries(
     Object.entries(guarded).map(([name, fn]) => {
       const body = fn as (...args: unknown[]) => Promise<unknown>;
-      return [name, classifyingAwsErrors((...args: unknown[]) => withPeriodicHeartbeat(() => body(...args)), options.errors ?? {})];
+      return [name, classifyingAwsErrors((...args: unknown[]) => withPeriodicHeartbeat(async () => deliverable(name, await body(...args))), options.errors ?? {})];
     }),
   ) as unknown as T;
+}
+
+/** The largest activity result Countersign hands to Temporal (docs/engine.md, "Bounds"). */
+export const MAX_RESULT_BYTES = 512 * 1024;
+
+/**
+ * A result too large to deliver fails the activity for good, with the reason: retrying would produce
+ * the same result, and the server would refuse it again (or time the activity out) attempt after attempt.
+ */
+function deliverable<R>(name: string, result: R): R {
+  const bytes = jsonBytes(result);
+  if (bytes > MAX_RESULT_BYTES) {
+    throw ApplicationFailure.create({
+      type: 'ResultTooLarge',
+      nonRetryable: true,
+      message: `${name} produced a ${Math.round(bytes / 1024)} KiB result, over the ${MAX_RESULT_BYTES / 1024} KiB a run carries; nothing more is done with it — narrow the run's scope (parameters) and start it again`,
+    });
+  }
+  return result;
 }
 
 export function createActivities(deps: ActivityDeps) {

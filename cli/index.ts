@@ -12,8 +12,9 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { formatDuration } from '../common/duration';
 import { ParamError, isKindName, kindNames, kindSpec, resolveKindParams } from '../common/kinds';
 import type { KindName } from '../common/kinds';
-import type { DecideSignal, Outcome, Phase } from '../common/messages';
-import { metricsAddressFromEnv, temporalSettingsFromEnv } from '../worker/config';
+import type { DecideSignal, Outcome, Phase, RemediationStatus } from '../common/messages';
+import type { Change, ChangeResult, LeftAlone, VerifyCheck } from '../common/plan';
+import { CLIENT_CHANNEL_ARGS, metricsAddressFromEnv, temporalSettingsFromEnv } from '../worker/config';
 import { resolveAwsSettings } from '../activities/aws/clients';
 import { buildEvidence } from '../evidence/record';
 import { evidenceMarkdown } from '../evidence/markdown';
@@ -44,7 +45,7 @@ async function connectClient(): Promise<{ client: RemediationClient; close(): Pr
   const settings = temporalSettingsFromEnv();
   let connection: Connection;
   try {
-    connection = await Connection.connect({ ...settings.connect.connectionOptions, connectTimeout: '5s' } as never);
+    connection = await Connection.connect({ ...settings.connect.connectionOptions, connectTimeout: '5s', channelArgs: CLIENT_CHANNEL_ARGS } as never);
   } catch (err) {
     throw new CommandFailed(
       `cannot reach Temporal at ${settings.address} (${(err as Error).message.split('\n')[0]}); start one with \`countersign dev\` or set TEMPORAL_ADDRESS`,
@@ -242,6 +243,25 @@ async function status(values: Values, positionals: string[], out: Output): Promi
     // The run is fixed once: --watch follows that run, not one started later under the same id.
     const { runId, status: s } = await client.runStatus(workflowId, requestedRun);
     if (!values.watch) {
+      if (values.all) {
+        // Every list in full, page by page (the `details` query): a large run's status lists 200 of each.
+        const full: RemediationStatus = { ...s, results: [] };
+        const lists = { changes: [] as Change[], leftAlone: [] as LeftAlone[], checks: [] as VerifyCheck[] };
+        for await (const c of client.details(workflowId, runId, 'changes')) lists.changes.push(c as Change);
+        for await (const l of client.details(workflowId, runId, 'left-alone')) lists.leftAlone.push(l as LeftAlone);
+        for await (const r of client.details(workflowId, runId, 'results')) full.results.push(r as ChangeResult);
+        for await (const c of client.details(workflowId, runId, 'checks')) lists.checks.push(c as VerifyCheck);
+        if (full.plan) {
+          const notListed = full.plan.leftAloneNotListed - Math.max(0, lists.leftAlone.length - full.plan.leftAlone.length);
+          full.plan = { ...full.plan, changes: lists.changes, leftAlone: lists.leftAlone, leftAloneNotListed: Math.max(0, notListed) };
+          delete full.plan.changesNotListed;
+        }
+        delete full.resultsNotListed;
+        if (full.verification) full.verification = { ok: full.verification.ok, checks: lists.checks };
+        out.result({ ...full, runId });
+        for (const line of withRunId(renderStatus(full), runId)) out.line(line);
+        return 0;
+      }
       out.result({ ...s, runId });
       for (const line of withRunId(renderStatus(s), runId)) out.line(line);
       return 0;
@@ -587,6 +607,7 @@ function buildProgram(out: Output, state: { code: number; help: string[] }): Com
       '--watch',
       'follow the run until it ends, printing each phase and change result as it happens and the time left of a soak or approval window',
     )
+    .option('--all', 'list every change, resource left alone, result and check, however many (the status lists the first or newest 200 of each and counts the rest)')
     .addOption(json())
     .addHelpText('after', AFTER.status)
     .action(run((values, positionals) => status(values, positionals, out)));

@@ -8,7 +8,8 @@ import type { SearchAttributePair } from '@temporalio/common';
 import { KINDS } from '../common/kinds';
 import type { KindName } from '../common/kinds';
 import type { DecideReply, DecideSignal, Outcome, Phase, RefusedDecision, RecordedDecision, RemediationInput, RemediationStatus } from '../common/messages';
-import { decideUpdate, statusQuery, workflowIdFor } from '../common/messages';
+import { decideUpdate, detailsQuery, statusQuery, workflowIdFor } from '../common/messages';
+import type { DetailsRequest } from '../common/messages';
 import { ACCOUNT_ATTRIBUTE, KIND_ATTRIBUTE, OUTCOME_ATTRIBUTE, PHASE_ATTRIBUTE, REQUESTED_BY_ATTRIBUTE, queryLiteral } from '../common/search-attributes';
 import { CommandFailed } from './errors';
 import type { SignOptions } from '../activities/approver-proof';
@@ -145,6 +146,20 @@ export class RemediationClient {
   /** The status: the live query while running, the recorded result once closed (no worker needed). */
   async status(workflowId: string, runId?: string): Promise<RemediationStatus> {
     return (await this.runStatus(workflowId, runId)).status;
+  }
+
+  /**
+   * Every item of one of a run's lists (changes, left alone, results, checks), page by page through the
+   * `details` query, however long the list: the status answer lists only the first or newest 200.
+   */
+  async *details(workflowId: string, runId: string, list: DetailsRequest['list']): AsyncGenerator<unknown> {
+    const handle = this.handle(workflowId, runId);
+    for (let offset = 0; ; ) {
+      const page = await handle.query(detailsQuery, { list, offset });
+      for (const item of page.items) yield item;
+      offset += page.items.length;
+      if (page.items.length === 0 || offset >= page.total) return;
+    }
   }
 
   /**

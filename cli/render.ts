@@ -25,8 +25,10 @@ export function renderPlan(plan: Plan): string[] {
     const changes = plan.changes.filter((c) => c.stage === stage.name);
     lines.push(`  stage ${stage.name}${stage.soakBefore ? ` (after a ${stage.soakBefore} soak)` : ''}: ${stage.description}`);
     for (const c of changes) lines.push(`    - ${c.summary}${c.reversible ? '' : '  [irreversible]'}`);
-    if (changes.length === 0) lines.push('    (nothing)');
+    if (changes.length === 0 && !plan.changesNotListed) lines.push('    (nothing)');
   }
+  if (plan.changesNotListed) lines.push(`  … and ${plan.changesNotListed} more changes not listed here (\`countersign status <id> --all\` lists every one)`);
+  if (plan.pageDigests) lines.push(`  the plan came in ${plan.pageDigests.length} pages; the digest above covers every change of every page`);
   if (plan.leftAlone.length > 0) {
     lines.push(`  left alone (${plan.leftAlone.length + plan.leftAloneNotListed}):`);
     for (const l of plan.leftAlone) lines.push(`    - ${l.resource}: ${l.reason}${l.detail ? ` — ${l.detail}` : ''}${l.review ? '  [needs review]' : ''}`);
@@ -71,10 +73,12 @@ export function renderStatus(status: RemediationStatus, now = Date.now()): strin
   if (p.total > 0) {
     lines.push(`  progress: ${p.applied} applied, ${p.leftAlone} left alone, ${p.skipped} skipped, ${p.failed} failed, ${p.rolledBack} rolled back of ${p.total}`);
   }
+  if (status.resultsNotListed) lines.push(`    (the newest ${status.results.length} results; ${status.resultsNotListed} earlier ones with --all)`);
   for (const r of status.results) lines.push(`    ${r.status.padEnd(15)} ${r.changeId}${r.detail ? ` — ${r.detail}` : ''}`);
   if (status.verification) {
     lines.push(`  verification ${status.verification.ok ? 'passed' : 'FAILED'}`);
     for (const c of status.verification.checks) lines.push(`    ${c.ok ? 'ok  ' : 'FAIL'} ${c.changeId}: ${c.detail}`);
+    if (status.verification.checksNotListed) lines.push(`    … and ${status.verification.checksNotListed} more checks (--all)`);
   }
   lines.push(...approveHint(status).map((l) => `  ${l}`));
   return lines;

@@ -149,7 +149,13 @@ export interface RemediationStatus {
   stage?: string;
   soakUntil?: string;
   progress: Progress;
+  /**
+   * Change results, newest last. A status answer and the run's result list at most a bounded number
+   * (the newest); `resultsNotListed` counts the rest, which the `details` query pages through and
+   * history holds (docs/engine.md, "Bounds").
+   */
   results: ChangeResult[];
+  resultsNotListed?: number;
   verification?: VerifyResult;
   outcome?: Outcome;
   outcomeReason?: string;
@@ -188,6 +194,23 @@ export const decideSignal = defineSignal<[DecideSignal]>('decide');
 /** The same decision as a Workflow Update: the sender learns at once whether it was accepted. */
 export const decideUpdate = defineUpdate<DecideReply, [DecideSignal]>('decide');
 export const statusQuery = defineQuery<RemediationStatus>('status');
+
+/** A page of one of a run's lists, however long the list (`countersign status --all`). */
+export interface DetailsRequest {
+  list: 'changes' | 'left-alone' | 'results' | 'checks';
+  offset?: number;
+  /** At most 500. */
+  limit?: number;
+}
+
+export interface DetailsPage {
+  list: DetailsRequest['list'];
+  total: number;
+  offset: number;
+  items: unknown[];
+}
+
+export const detailsQuery = defineQuery<DetailsPage, [DetailsRequest]>('details');
 
 /** Bounds on what a decision may carry: an outsider cannot grow the run's state, query or result. */
 export const DECISION_LIMITS = { approver: DECISION_LIMITS_APPROVER, comment: 2_000, proofBytes: 8_192 } as const;

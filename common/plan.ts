@@ -33,6 +33,8 @@ export interface Stage {
   soakBefore?: string;
   /** How many of its changes may run at once. */
   concurrency?: number;
+  /** Changes per batch when the stage runs in batches (docs/engine.md, "Batches"). */
+  batchSize?: number;
 }
 
 /** A resource the plan leaves alone, with the reason; findings for humans are flagged `review`. */
@@ -52,6 +54,8 @@ export interface KindPlan {
   /** Resources left alone but not listed because the list would grow without bound. */
   leftAloneNotListed?: number;
   notes: string[];
+  /** A kind that pages (PlanRequest.page) sets this when another page follows: where it starts. */
+  nextCursor?: string;
 }
 
 export interface PlanBody {
@@ -70,8 +74,28 @@ export interface PlanBody {
 }
 
 export interface Plan extends PlanBody {
-  /** SHA-256 of the canonical JSON of the body: what an approval names. */
+  /**
+   * SHA-256 of the canonical JSON of the body: what an approval names. A plan in several pages
+   * (docs/engine.md, "Plan pages") names the chained digest of its pages: the first page's digest,
+   * then SHA-256 of `<digest so far>:<next page's digest>` for each further page.
+   */
   digest: string;
+  /** Present when the plan came in more than one page: each page's own digest, in order. */
+  pageDigests?: string[];
+  /**
+   * Set only on the bounded view a status query answers: changes beyond those listed (the `details`
+   * query pages through all of them). Never part of a digest.
+   */
+  changesNotListed?: number;
+}
+
+/** One page of a plan as its activity returns it; `digest` is the chained digest up to this page. */
+export interface PlanPage extends Plan {
+  page: number;
+  /** SHA-256 of this page's body alone. */
+  pageDigest: string;
+  /** Present when another page follows: where it starts. */
+  nextCursor?: string;
 }
 
 export type ChangeStatus =
@@ -110,4 +134,31 @@ export interface VerifyCheck {
 export interface VerifyResult {
   ok: boolean;
   checks: VerifyCheck[];
+  /** On a bounded view: checks not listed (failing checks are listed first). */
+  checksNotListed?: number;
 }
+
+/** Left-alone entries the assembled plan keeps listed; the rest are counted. */
+const LEFT_ALONE_KEPT = 2_000;
+
+/** One plan out of its pages: every change, the pages' digests, the chained digest of the last page (docs/engine.md, "Plan pages"). */
+export function assemblePlan(pages: PlanPage[]): Plan {
+  const strip = (p: PlanPage): Plan => {
+    const { page: _page, pageDigest: _pageDigest, nextCursor: _next, ...plan } = p;
+    return plan;
+  };
+  const first = pages[0] as PlanPage;
+  if (pages.length === 1) return strip(first);
+  const leftAlone = pages.flatMap((p) => p.leftAlone);
+  const notes = [...new Set(pages.flatMap((p) => p.notes))];
+  return {
+    ...strip(first),
+    changes: pages.flatMap((p) => p.changes),
+    leftAlone: leftAlone.slice(0, LEFT_ALONE_KEPT),
+    leftAloneNotListed: pages.reduce((n, p) => n + p.leftAloneNotListed, 0) + Math.max(0, leftAlone.length - LEFT_ALONE_KEPT),
+    notes,
+    digest: (pages.at(-1) as PlanPage).digest,
+    pageDigests: pages.map((p) => p.pageDigest),
+  };
+}
+

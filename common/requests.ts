@@ -7,7 +7,19 @@ import type { EffectivePolicy } from './policy';
  * What the engine sends an activity for: the worker marks activities by this role (evidence reads the
  * same role from each activity id), and applies the engine's guards to every change-bearing request.
  */
-export type ActivityRole = 'policy' | 'target' | 'plan' | 'snapshot' | 'apply' | 'rollback' | 'verify' | 'notify';
+export type ActivityRole =
+  | 'policy'
+  | 'target'
+  | 'plan'
+  | 'snapshot'
+  | 'apply'
+  | 'rollback'
+  | 'verify'
+  | 'notify'
+  /** Many changes per call (docs/engine.md, "Batches"): the scale path. */
+  | 'snapshot-batch'
+  | 'apply-batch'
+  | 'rollback-batch';
 
 /** The account a run acts in, and how the worker reaches it (resolved once, at the start, into history). */
 export interface TargetInfo {
@@ -52,6 +64,23 @@ export interface PlanRequest<P = Record<string, unknown>> extends AccountRef {
   target: TargetInfo;
   /** Policy patterns plus the run's own principals: a kind lists matches as left alone. */
   protectedPrincipals: string[];
+  /**
+   * Set by the engine: which page of the plan to produce (docs/engine.md, "Plan pages"). A kind that
+   * pages starts after `cursor`, stops once its page would pass `budgetBytes`, and returns a
+   * `nextCursor`; a kind that does not page ignores it and returns its whole plan.
+   */
+  page?: PlanPageRequest;
+}
+
+export interface PlanPageRequest {
+  /** 1 for the first page. */
+  number: number;
+  /** Where the previous page stopped (the kind's own marker, e.g. the last user name); absent on page 1. */
+  cursor?: string;
+  /** The chained digest of the pages before this one; absent on page 1. */
+  previousDigest?: string;
+  /** The size the page's JSON should stay under. */
+  budgetBytes: number;
 }
 
 export interface ChangeRequest extends AccountRef {
@@ -70,8 +99,47 @@ export interface RollbackRequest extends AccountRef {
   protectedPrincipals: string[];
 }
 
+/**
+ * Many changes of one action in one call (docs/engine.md, "Batches"). A snapshot batch returns one
+ * snapshot per change it covered; an apply or rollback batch one result per change it finished. A
+ * batch may stop early (its result budget, a failed change): the engine sends what it did not cover
+ * again, or records it as not started.
+ */
+export interface BatchRequest extends AccountRef {
+  role: 'snapshot-batch' | 'apply-batch' | 'rollback-batch';
+  action: string;
+  changes: Change[];
+  /** apply-batch: per change id, what its snapshot batch handed on (already in history). */
+  snapshots?: Record<string, Json>;
+  /** rollback-batch: per change id, the result the change was applied with. */
+  results?: Record<string, ChangeResult>;
+  protectedPrincipals: string[];
+  /** The size the batch's result should stay under. */
+  budgetBytes: number;
+}
+
+export interface SnapshotBatchResult {
+  snapshots: {
+    changeId: string;
+    /** The full record kept in history (null: the resource is already gone). */
+    snapshot: Json;
+    /** What the apply batch needs of it, when less than the whole snapshot (keeps history small). */
+    forApply?: Json;
+  }[];
+  /** Changes whose snapshot could not be taken (for good): they fail, and nothing of theirs is touched. */
+  failed?: ChangeResult[];
+}
+
+export interface ApplyBatchResult {
+  results: ChangeResult[];
+  /** Changes a permanent failure stopped this batch from starting (the run stops and rolls back). */
+  notStarted?: string[];
+}
+
 export interface VerifyRequest extends AccountRef {
   role: 'verify';
-  /** The changes that were applied, with their results. */
+  /** The changes that were applied, with their results (a large run sends them in several pages). */
   applied: { change: Change; result: ChangeResult }[];
+  /** 1-based page number when the applied changes come in pages. */
+  page?: number;
 }

@@ -6,10 +6,12 @@
 import type { temporal } from '@temporalio/proto';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { tsToMs } from '@temporalio/common/lib/time';
-import { planDigestMatches } from '../common/digest';
+import { pagesMatch, planDigestMatches } from '../common/digest';
 import { isKindName, kindSpec } from '../common/kinds';
 import type { RemediationInput, RemediationStatus } from '../common/messages';
-import type { ChangeResult, Plan } from '../common/plan';
+import type { ChangeResult, Plan, PlanPage } from '../common/plan';
+import { assemblePlan } from '../common/plan';
+import type { ApplyBatchResult, SnapshotBatchResult } from '../common/requests';
 import type { EffectivePolicy } from '../common/policy';
 import type { ActivityRole, TargetInfo } from '../common/requests';
 
@@ -69,7 +71,7 @@ export interface EvidenceRecord {
   failures: { eventId: number; at: string; activity: string; role?: ActivityRole; changeId?: string; message: string }[];
 }
 
-const ROLES: readonly ActivityRole[] = ['policy', 'target', 'plan', 'snapshot', 'apply', 'rollback', 'verify', 'notify'];
+const ROLES: readonly ActivityRole[] = ['policy', 'target', 'plan', 'snapshot', 'apply', 'rollback', 'verify', 'notify', 'snapshot-batch', 'apply-batch', 'rollback-batch'];
 
 /** The engine's mark on an activity id: `plan`, `snapshot:<changeId>`, … (workflows/lifecycle.ts callActivity). */
 export function activityRole(activityId: string): { role?: ActivityRole; changeId?: string } {
@@ -105,7 +107,9 @@ export function buildEvidence(
   let closedAt: string | undefined;
   let policy: EffectivePolicy | undefined;
   let target: TargetInfo | undefined;
-  let plan: Plan | undefined;
+  const pages: PlanPage[] = [];
+  // Results carried by batch activities: a large run's result lists only its newest (docs/engine.md, "Bounds").
+  const batchResults: ChangeResult[] = [];
   let final: RemediationStatus | undefined;
   const messages: MessageEvidence[] = [];
   const updates = new Map<number, MessageEvidence>();
@@ -131,8 +135,16 @@ export function buildEvidence(
       // By the role the engine marked on the activity id, never by the kind's activity names.
       if (activity?.role === 'policy') policy = result as EffectivePolicy;
       else if (activity?.role === 'target') target = result as TargetInfo;
-      else if (activity?.role === 'plan') plan = result as Plan;
+      else if (activity?.role === 'plan') pages.push(result as PlanPage);
       else if (activity?.role === 'snapshot' && activity.changeId) snapshots.set(activity.changeId, result);
+      else if (activity?.role === 'snapshot-batch') for (const s of (result as SnapshotBatchResult).snapshots ?? []) snapshots.set(s.changeId, s.snapshot);
+      else if (activity?.role === 'apply-batch') {
+        // The snapshot batch before it is already in history: mark the results it covers, as the run does.
+        for (const r of (result as ApplyBatchResult).results ?? []) batchResults.push(snapshots.get(r.changeId) != null ? { ...r, snapshotTaken: true } : r);
+      }
+      else if (activity?.role === 'rollback-batch') {
+        for (const r of (result as ApplyBatchResult).results ?? []) batchResults.push({ ...r, status: r.status === 'applied' || r.status === 'already-done' ? 'rolled-back' : 'rollback-failed' });
+      }
     } else if (e.activityTaskFailedEventAttributes) {
       const a = e.activityTaskFailedEventAttributes;
       const activity = scheduled.get(Number(a.scheduledEventId ?? 0));
@@ -164,6 +176,15 @@ export function buildEvidence(
 
   const kind = input?.kind ?? '';
   final ??= options.live;
+  const plan: Plan | undefined = pages.length > 0 ? assemblePlan(pages) : undefined;
+  // A plan of one page is checked as it always was; pages are checked each, and along their chain.
+  const digestVerified = plan ? (pages.length === 1 ? planDigestMatches(plan) : pagesMatch(pages, plan.digest)) : false;
+  // Every result the run listed, and those only batch activities still carry (the run's result lists
+  // the newest when there are many): one row per change and status, the run's own row first.
+  const listedResults = final?.results ?? [];
+  const seen = new Set(listedResults.map((r) => `${r.changeId}\u0000${r.status}`));
+  const fromBatches = final?.resultsNotListed ? batchResults.filter((r) => !seen.has(`${r.changeId}\u0000${r.status}`)) : [];
+  const allResults = [...fromBatches, ...listedResults];
   return {
     evidenceFormat: 'countersign.evidence/v1',
     generatedAt: now.toISOString(),
@@ -175,7 +196,7 @@ export function buildEvidence(
     input,
     policy,
     target,
-    plan: plan ? { ...plan, digestVerified: planDigestMatches(plan) } : undefined,
+    plan: plan ? { ...plan, digestVerified } : undefined,
     messages,
     decisions: final?.decisions ?? [],
     refused: final?.refused ?? [],
@@ -184,7 +205,7 @@ export function buildEvidence(
     approverIdentity: (final?.decisions ?? []).map((d) => ({ seq: d.seq, approver: d.approver, identity: approverIdentity(d) })),
     // The snapshot belongs on the result of the change it preceded (not on a later rollback row), and a
     // null snapshot (the resource was already gone) is not a record of anything.
-    results: (final?.results ?? []).map((r) =>
+    results: allResults.map((r) =>
       r.snapshotTaken && snapshots.get(r.changeId) != null ? { ...r, snapshot: snapshots.get(r.changeId) } : r,
     ),
     verification: final?.verification,

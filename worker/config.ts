@@ -134,3 +134,11 @@ export function selectWorkflowSource(workflowsPath: string): WorkflowSource {
   }
   return { kind: 'prebuilt', codePath };
 }
+
+/**
+ * gRPC options for Countersign's client connections. A large run's history (up to Temporal's 50 MiB)
+ * comes back in pages that can pass grpc-js's default 4 MiB receive limit, which would make
+ * `countersign evidence` fail on exactly the runs an auditor most needs; the worker's own connection
+ * (Temporal's core) already accepts 128 MiB, and so do these.
+ */
+export const CLIENT_CHANNEL_ARGS = { 'grpc.max_receive_message_length': 128 * 1024 * 1024 } as const;

@@ -73,6 +73,9 @@ export async function createCountersignWorker(options: CountersignWorkerOptions)
     ...workflowCode(options.workflowBundle),
     activities: createActivities({ aws, policyPath: options.policyPath, now: options.now }),
     shutdownGraceTime: '10s',
+    // A batch activity's checkpoint travels in its heartbeats (activities/batch.ts): sent at least every
+    // 2 s, a retried batch redoes at most that much work. Heartbeats are not history events.
+    maxHeartbeatThrottleInterval: '2s',
   });
   return { worker, aws };
 }

@@ -23,14 +23,27 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Outcome, Phase, RemediationInput, RemediationStatus } from '../common/messages';
-import { decideSignal, decideUpdate, MAX_NOTIFICATIONS, remediationInputSchema, statusQuery } from '../common/messages';
+import { decideSignal, decideUpdate, detailsQuery, MAX_NOTIFICATIONS, remediationInputSchema, statusQuery } from '../common/messages';
+import type { DetailsPage, DetailsRequest } from '../common/messages';
 import type { NotifyEvent } from '../common/messages';
 import type { NotifyRequest, NotifyResult } from '../activities/notify';
 import { KIND_ATTRIBUTE, OUTCOME_ATTRIBUTE, PHASE_ATTRIBUTE } from '../common/search-attributes';
-import type { Change, ChangeOutcome, ChangeResult, Plan, Stage, VerifyResult } from '../common/plan';
+import type { Change, ChangeOutcome, ChangeResult, Plan, PlanPage, Stage, VerifyResult } from '../common/plan';
+import { assemblePlan } from '../common/plan';
 import type { EffectivePolicy } from '../common/policy';
 import { protectingPattern } from '../common/policy';
-import type { ActivityRole, ChangeRequest, PlanRequest, RollbackRequest, TargetInfo, TargetRequest, VerifyRequest } from '../common/requests';
+import type {
+  ActivityRole,
+  ApplyBatchResult,
+  BatchRequest,
+  ChangeRequest,
+  PlanRequest,
+  RollbackRequest,
+  SnapshotBatchResult,
+  TargetInfo,
+  TargetRequest,
+  VerifyRequest,
+} from '../common/requests';
 import type { Json } from '../common/json';
 import { ApprovalGate, sameIdentity } from './approval';
 import { durationMs } from './durations';
@@ -58,7 +71,39 @@ export interface RemediationDefinition {
   apply: Record<string, ActivityRef>;
   rollback?: Record<string, ActivityRef>;
   verify: ActivityRef;
+  /**
+   * Activities that carry many changes per call (docs/engine.md, "Batches"): a stage whose every
+   * change has a batch apply activity runs in batches — a snapshot batch, then an apply batch — so
+   * history grows per batch, not per change. Rollback batches likewise.
+   */
+  batch?: {
+    snapshot?: ActivityRef;
+    apply: Record<string, ActivityRef>;
+    rollback?: Record<string, ActivityRef>;
+  };
 }
+
+/**
+ * Payload budgets (docs/engine.md, "Bounds"). Temporal refuses a payload over 2 MiB and warns past
+ * 512 KiB; Countersign keeps every payload it builds — plan pages, batch inputs and results, verify
+ * pages, the status answer, the result — under 512 KiB whatever the plan's size.
+ */
+export const BOUNDS = {
+  /** A plan page's JSON. */
+  planPageBytes: 384 * 1024,
+  /** A batch's changes, and its result. */
+  batchBytes: 256 * 1024,
+  /** One change (a change larger than this cannot be carried and is refused at planning). */
+  changeBytes: 64 * 1024,
+  /** Changes per batch, unless the stage says otherwise. */
+  batchSize: 100,
+  /** Plan pages: beyond this the plan is refused at planning (split the scope). */
+  maxPlanPages: 200,
+  /** Items a status answer lists (changes, left alone, results, checks); the `details` query pages through the rest. */
+  listed: 200,
+  /** Items per `details` page. */
+  detailsPage: 500,
+} as const;
 
 const ENGINE_ACTIVITY: ActivityOptions = {
   startToCloseTimeout: '1m',
@@ -121,6 +166,12 @@ export function planProblems(plan: Plan, def: RemediationDefinition, target: Tar
     }
     const pattern = protectingPattern(protectedPrincipals, change.resource);
     if (pattern) problems.push(`${change.id} would change ${change.resource}, which is protected (matches ${pattern})`);
+    const bytes = JSON.stringify(change).length;
+    if (bytes > BOUNDS.changeBytes) problems.push(`${change.id} is ${bytes} bytes of JSON, more than one change can carry (${BOUNDS.changeBytes})`);
+  }
+  if (def.batch) {
+    problems.push(...batchProblems(plan, def));
+    if (plan.changes.some((c) => c.destructive && def.batch?.apply[c.action]) && !def.batch.snapshot) problems.push('destructive changes run in batches, and this kind takes no batch snapshot to keep first');
   }
   for (const stage of plan.stages) {
     if (stage.soakBefore !== undefined) {
@@ -196,7 +247,11 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
     notifying.push(sent);
     return sent;
   };
-  setHandler(statusQuery, () => status);
+  // Every answer is bounded whatever the run's size: the newest results, the first changes; the
+  // `details` query pages through the rest (docs/engine.md, "Bounds").
+  let fullPlan: Plan | undefined;
+  setHandler(statusQuery, () => boundedView(status));
+  setHandler(detailsQuery, (request) => detailsPage(request, status, fullPlan));
   // A decision with a proof of identity is judged once an activity has verified it with STS (the
   // handlers are then async); a name-only decision under a name-only policy is judged at once.
   setHandler(decideSignal, async (decision) => {
@@ -230,7 +285,7 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
     // since nothing awaits a decision now — rather than dropped with the run.
     await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
     log.info('remediation finished', { workflowId: info.workflowId, kind: input.kind, outcome, reason });
-    return status;
+    return boundedView(status);
   };
 
   if (!checked.success) {
@@ -264,11 +319,33 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
       target,
       protectedPrincipals,
     };
-    const plan: Plan = await callActivity(def.plan, 'plan', planRequest);
+    // The plan in pages, each under the payload budget, their digests chained into the one an
+    // approver approves (docs/engine.md, "Plan pages"). A kind that does not page returns one.
+    const pages: PlanPage[] = [];
+    for (let cursor: string | undefined, number = 1; number === 1 || cursor !== undefined; number++) {
+      if (number > BOUNDS.maxPlanPages) {
+        return finish('failed', `the plan needs more than ${BOUNDS.maxPlanPages} pages, more than one run can carry; nothing was submitted or changed — narrow the scope (parameters), or split the account across runs`);
+      }
+      const previous = pages.at(-1);
+      const page: PlanPage = await callActivity(
+        def.plan,
+        'plan',
+        { ...planRequest, page: { number, budgetBytes: BOUNDS.planPageBytes, ...(cursor !== undefined ? { cursor } : {}), ...(previous ? { previousDigest: previous.digest } : {}) } },
+        number === 1 ? undefined : `page-${number}`,
+      );
+      pages.push(page);
+      cursor = page.nextCursor;
+      const planned = pages.reduce((n, p) => n + p.changes.length, 0);
+      if (cursor !== undefined && planned > policy.maxChanges && !status.dryRun) {
+        return finish('failed', `the plan has more than ${policy.maxChanges} changes (${planned} in its first ${pages.length} pages), over the policy's maxChanges; narrow the scope (parameters) or raise maxChanges in ${policy.source}`);
+      }
+    }
+    const plan = assemblePlan(pages);
+    fullPlan = plan;
     status.plan = plan;
     status.progress.total = plan.changes.length;
 
-    const problems = planProblems(plan, def, target, protectedPrincipals);
+    const problems = [...pageProblems(pages), ...planProblems(plan, def, target, protectedPrincipals)];
     if (problems.length > 0) {
       return finish('failed', `the plan cannot be run as given, so nothing was submitted or changed: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}`);
     }
@@ -277,7 +354,7 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
     if (plan.changes.length > policy.maxChanges) {
       return finish(
         'failed',
-        `the plan has ${plan.changes.length} changes, over the policy's maxChanges of ${policy.maxChanges}; narrow the scope (parameters) or raise maxChanges`,
+        `the plan has ${plan.changes.length} changes, over the policy's maxChanges of ${policy.maxChanges}; narrow the scope (parameters) or raise maxChanges in ${policy.source}`,
       );
     }
 
@@ -331,7 +408,9 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
       }
       enterPhase(status, 'applying');
       status.stage = stage.name;
-      const failed = await runStage(stage, context, () => rejection() !== undefined);
+      const failed = batchedStage(stage, plan, def)
+        ? await runBatchedStage(stage, context, () => rejection() !== undefined)
+        : await runStage(stage, context, () => rejection() !== undefined);
       if (failed > 0 || rejection()) {
         await rollBack(context);
         if (rejection()) return finish('rolled-back', `halted by ${byWhom()} during stage "${stage.name}"`);
@@ -344,11 +423,19 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
     const applied = plan.changes
       .filter((c) => appliedResults.has(c.id))
       .map((change) => ({ change, result: appliedResults.get(change.id) as ChangeResult }));
-    const verifyRequest: VerifyRequest = { role: 'verify', ...scope, applied };
-    status.verification = await callActivity<VerifyResult>(def.verify, 'verify', verifyRequest);
+    // In pages under the payload budget; a small run's one page is the `verify` activity it always was.
+    const verifyPages = pagesOf(applied, BOUNDS.batchBytes, Number.MAX_SAFE_INTEGER);
+    const verification: VerifyResult = { ok: true, checks: [] };
+    for (const [i, page] of verifyPages.entries()) {
+      const verifyRequest: VerifyRequest = { role: 'verify', ...scope, applied: page, ...(verifyPages.length > 1 ? { page: i + 1 } : {}) };
+      const part = await callActivity<VerifyResult>(def.verify, 'verify', verifyRequest, i === 0 ? undefined : `page-${i + 1}`);
+      verification.ok &&= part.ok;
+      verification.checks.push(...part.checks);
+    }
+    status.verification = verification;
     if (!status.verification.ok) {
       const bad = status.verification.checks.filter((c) => !c.ok).map((c) => `${c.changeId}: ${c.detail}`);
-      return finish('failed', `verification failed: ${bad.join('; ')}`);
+      return finish('failed', `verification failed: ${bad.slice(0, 5).join('; ')}${bad.length > 5 ? `; and ${bad.length - 5} more` : ''}`);
     }
     return finish('completed');
   } catch (err) {
@@ -504,9 +591,30 @@ async function rollBack(ctx: StageContext): Promise<void> {
 async function undoAll(newestFirst: Change[], ctx: StageContext): Promise<void> {
   const { def, status, appliedResults } = ctx;
   const stillApplied = new Set(newestFirst.map((c) => c.id));
-  for (const change of newestFirst) {
-    const standsOnIt = newestFirst.some((d) => stillApplied.has(d.id) && (d.dependsOn ?? []).includes(change.id));
-    if (!change.reversible || standsOnIt) continue;
+  // Who depends on whom, once: a run of thousands of changes must not compare every pair.
+  const dependents = new Map<string, string[]>();
+  for (const d of newestFirst) for (const id of d.dependsOn ?? []) dependents.set(id, [...(dependents.get(id) ?? []), d.id]);
+  const standsOn = (change: Change): boolean => (dependents.get(change.id) ?? []).some((id) => stillApplied.has(id));
+  const batchRollback = def.batch?.rollback;
+  for (let i = 0; i < newestFirst.length; i++) {
+    const change = newestFirst[i] as Change;
+    if (!change.reversible || standsOn(change)) continue;
+    const batchRef = batchRollback?.[change.action];
+    if (batchRef) {
+      // This change and the next ones of the same action (still newest first), in one rollback batch.
+      const batch: Change[] = [change];
+      let bytes = JSON.stringify(change).length;
+      while (i + 1 < newestFirst.length && batch.length < BOUNDS.batchSize) {
+        const next = newestFirst[i + 1] as Change;
+        if (next.action !== change.action || bytes > BOUNDS.batchBytes) break;
+        i++;
+        if (!next.reversible || standsOn(next)) continue;
+        batch.push(next);
+        bytes += JSON.stringify(next).length;
+      }
+      await undoBatch(batch, batchRef, ctx, stillApplied);
+      continue;
+    }
     const result = appliedResults.get(change.id) as ChangeResult;
     const rollback = def.rollback?.[change.action];
     const at = new Date().toISOString();
@@ -528,6 +636,282 @@ async function undoAll(newestFirst: Change[], ctx: StageContext): Promise<void> 
       stillApplied.delete(change.id);
     } catch (err) {
       status.results.push({ changeId: change.id, status: 'rollback-failed', at: new Date().toISOString(), detail: failureMessage(err) });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scale: plan pages, bounded answers, batches (docs/engine.md, "Plan pages", "Bounds", "Batches")
+// ---------------------------------------------------------------------------------------------
+
+/** Pages that do not belong to one plan: another kind, account or set of stages than the first page. */
+function pageProblems(pages: PlanPage[]): string[] {
+  const first = pages[0];
+  if (!first) return [];
+  const stages = JSON.stringify(first.stages);
+  return pages
+    .slice(1)
+    .filter((p) => p.kind !== first.kind || p.account !== first.account || JSON.stringify(p.stages) !== stages)
+    .map((p) => `plan page ${p.page} does not continue page 1 (another kind, account or set of stages)`);
+}
+
+/** Items in consecutive pages, each under `bytes` of JSON and `count` items (an item larger than `bytes` goes alone). */
+export function pagesOf<T>(items: T[], bytes: number, count: number): T[][] {
+  const pages: T[][] = [];
+  let page: T[] = [];
+  let size = 0;
+  for (const item of items) {
+    const itemSize = JSON.stringify(item).length;
+    if (page.length > 0 && (size + itemSize > bytes || page.length >= count)) {
+      pages.push(page);
+      page = [];
+      size = 0;
+    }
+    page.push(item);
+    size += itemSize;
+  }
+  if (page.length > 0) pages.push(page);
+  return pages;
+}
+
+function listed<T>(items: T[]): T[] {
+  return items.length > BOUNDS.listed ? items.slice(0, BOUNDS.listed) : items;
+}
+
+/**
+ * The status a query answers and a run returns: bounded whatever the run's size. The first changes
+ * and left-alone entries, the newest results, failing checks first; counts for the rest.
+ */
+export function boundedView(status: RemediationStatus): RemediationStatus {
+  const view: RemediationStatus = { ...status };
+  const plan = status.plan;
+  if (plan && (plan.changes.length > BOUNDS.listed || plan.leftAlone.length > BOUNDS.listed)) {
+    view.plan = {
+      ...plan,
+      changes: listed(plan.changes),
+      ...(plan.changes.length > BOUNDS.listed ? { changesNotListed: plan.changes.length - BOUNDS.listed } : {}),
+      leftAlone: listed(plan.leftAlone),
+      leftAloneNotListed: plan.leftAloneNotListed + Math.max(0, plan.leftAlone.length - BOUNDS.listed),
+    };
+  }
+  if (status.results.length > BOUNDS.listed) {
+    view.results = status.results.slice(-BOUNDS.listed);
+    view.resultsNotListed = status.results.length - BOUNDS.listed;
+  }
+  const verification = status.verification;
+  if (verification && verification.checks.length > BOUNDS.listed) {
+    const failing = verification.checks.filter((c) => !c.ok);
+    const checks = [...failing, ...verification.checks.filter((c) => c.ok)].slice(0, BOUNDS.listed);
+    view.verification = { ok: verification.ok, checks, checksNotListed: verification.checks.length - checks.length };
+  }
+  return view;
+}
+
+/** A page of one of the run's lists (the `details` query). */
+export function detailsPage(request: DetailsRequest, status: RemediationStatus, plan: Plan | undefined): DetailsPage {
+  const lists: Record<DetailsRequest['list'], unknown[]> = {
+    changes: plan?.changes ?? [],
+    'left-alone': plan?.leftAlone ?? [],
+    results: status.results,
+    checks: status.verification?.checks ?? [],
+  };
+  const all = lists[request.list] ?? [];
+  const offset = Math.max(0, Math.floor(Number(request.offset ?? 0)) || 0);
+  const limit = Math.min(BOUNDS.detailsPage, Math.max(1, Math.floor(Number(request.limit ?? BOUNDS.detailsPage)) || BOUNDS.detailsPage));
+  return { list: request.list, total: all.length, offset, items: all.slice(offset, offset + limit) };
+}
+
+/** A stage runs in batches when the kind has a batch apply activity for every action in it. */
+function batchedStage(stage: Stage, plan: Plan, def: RemediationDefinition): boolean {
+  const apply = def.batch?.apply;
+  if (!apply) return false;
+  const changes = plan.changes.filter((c) => c.stage === stage.name);
+  return changes.length > 0 && changes.every((c) => apply[c.action] !== undefined);
+}
+
+/** Problems only batched stages have: a dependency inside the stage (batches run side by side). */
+export function batchProblems(plan: Plan, def: RemediationDefinition): string[] {
+  const problems: string[] = [];
+  for (const stage of plan.stages) {
+    if (!batchedStage(stage, plan, def)) continue;
+    const inStage = new Set(plan.changes.filter((c) => c.stage === stage.name).map((c) => c.id));
+    for (const change of plan.changes) {
+      if (change.stage !== stage.name) continue;
+      const dep = (change.dependsOn ?? []).find((id) => inStage.has(id));
+      if (dep) problems.push(`${change.id} depends on ${dep} in the same stage "${stage.name}", which runs in batches`);
+    }
+  }
+  return problems;
+}
+
+/** What an apply batch had finished before it failed for good (activities/batch.ts puts it on the failure). */
+function batchCheckpoint(err: unknown): { changeId: string; value: ChangeOutcome }[] {
+  const observed = partialProgress(err) as { done?: { changeId: string; value: ChangeOutcome }[] } | undefined;
+  return Array.isArray(observed?.done) ? observed.done : [];
+}
+
+/**
+ * A stage in batches: per batch one snapshot batch (into history before anything is destroyed) and one
+ * apply batch. Batches of one action, under BOUNDS.batchBytes and the stage's batch size; a batch
+ * that stops early (its result budget) leaves the rest for the next. After a failure no batch starts.
+ */
+async function runBatchedStage(stage: Stage, ctx: StageContext, halted: () => boolean): Promise<number> {
+  const { plan, def, status, appliedResults } = ctx;
+  const batchDef = def.batch as NonNullable<RemediationDefinition['batch']>;
+  const queue = plan.changes.filter((c) => c.stage === stage.name);
+  const size = stage.batchSize ?? BOUNDS.batchSize;
+  let failed = 0;
+  let sequence = 0;
+  const record = (result: ChangeResult): void => {
+    status.results.push(result);
+    const p = status.progress;
+    if (result.status === 'applied' || result.status === 'already-done') p.applied++;
+    else if (result.status === 'left-alone') p.leftAlone++;
+    else if (result.status === 'skipped') p.skipped++;
+    else if (result.status === 'failed') p.failed++;
+  };
+  const now = () => new Date().toISOString();
+  const take = (): Change[] => {
+    const batch: Change[] = [];
+    let bytes = 0;
+    while (queue.length > 0 && batch.length < size) {
+      const next = queue[0] as Change;
+      const nextBytes = JSON.stringify(next).length;
+      if (batch.length > 0 && (next.action !== (batch[0] as Change).action || bytes + nextBytes > BOUNDS.batchBytes)) break;
+      batch.push(next);
+      bytes += nextBytes;
+      queue.shift();
+    }
+    return batch;
+  };
+  const runOne = async (batch: Change[]): Promise<void> => {
+    const action = (batch[0] as Change).action;
+    const id = `${stage.name}-${++sequence}`;
+    const ready: Change[] = [];
+    for (const change of batch) {
+      const unmet = (change.dependsOn ?? []).filter((d) => !appliedResults.has(d));
+      if (unmet.length === 0) ready.push(change);
+      else record({ changeId: change.id, status: 'skipped', at: now(), detail: `depends on ${unmet.map((d) => `${d} ${status.results.find((r) => r.changeId === d)?.status ?? 'not applied'}`).join(', ')}` });
+    }
+    if (ready.length === 0) return;
+    const base = { ...ctx.scope, action, protectedPrincipals: ctx.protectedPrincipals, budgetBytes: BOUNDS.batchBytes };
+    let covered = ready;
+    const snapshots: Record<string, Json> = {};
+    try {
+      const destructive = ready.filter((c) => c.destructive);
+      if (destructive.length > 0) {
+        // planProblems() refused destructive changes without a snapshot activity before approval.
+        const snapshotRef = batchDef.snapshot as ActivityRef;
+        const request: BatchRequest = { role: 'snapshot-batch', ...base, changes: destructive };
+        const taken = await callActivity<SnapshotBatchResult, BatchRequest>(snapshotRef, 'snapshot-batch', request, id);
+        for (const s of taken.snapshots) snapshots[s.changeId] = s.forApply ?? s.snapshot;
+        const unsnapped = new Set<string>();
+        for (const f of taken.failed ?? []) {
+          unsnapped.add(f.changeId);
+          failed++;
+          record({ ...f, detail: `no snapshot could be taken, so nothing was changed: ${f.detail ?? 'failed'}` });
+        }
+        // Snapshots past the result budget: those changes go in a later batch.
+        const missed = destructive.filter((c) => !(c.id in snapshots) && !unsnapped.has(c.id));
+        if (unsnapped.size > 0) {
+          for (const c of ready) if (!unsnapped.has(c.id)) record({ changeId: c.id, status: 'skipped', at: now(), detail: 'not started: a change of this stage failed, so the run stops and rolls back' });
+          return;
+        }
+        queue.unshift(...missed);
+        covered = ready.filter((c) => !missed.includes(c) && !unsnapped.has(c.id));
+      }
+      const request: BatchRequest = { role: 'apply-batch', ...base, changes: covered, snapshots };
+      const out = await callActivity<ApplyBatchResult, BatchRequest>(batchDef.apply[action] as ActivityRef, 'apply-batch', request, id);
+      const finished = new Set<string>();
+      for (const r of out.results) {
+        finished.add(r.changeId);
+        const result: ChangeResult = { ...r, ...(r.changeId in snapshots ? { snapshotTaken: true } : {}) };
+        if (r.status === 'applied' || r.status === 'already-done') appliedResults.set(r.changeId, result);
+        if (r.status === 'failed') failed++;
+        record(result);
+      }
+      const notStarted = new Set(out.notStarted ?? []);
+      for (const change of covered) {
+        if (finished.has(change.id)) continue;
+        if (notStarted.has(change.id)) record({ changeId: change.id, status: 'skipped', at: now(), detail: 'not started: a change of this stage failed, so the run stops and rolls back' });
+        else queue.unshift(change); // past the batch's result budget: in the next batch
+      }
+    } catch (err) {
+      // The batch failed as a whole (its retries spent): what it had finished is on the failure.
+      const done = new Map(batchCheckpoint(err).map((d) => [d.changeId, d.value]));
+      const message = failureMessage(err);
+      for (const change of covered) {
+        const outcome = done.get(change.id);
+        const snapshotTaken = change.id in snapshots ? { snapshotTaken: true } : {};
+        if (outcome && (outcome.status === 'applied' || outcome.status === 'already-done' || outcome.status === 'left-alone')) {
+          const result: ChangeResult = { changeId: change.id, status: outcome.status, at: now(), ...snapshotTaken, ...(outcome.detail ? { detail: outcome.detail } : {}), ...(outcome.observed !== undefined ? { observed: outcome.observed } : {}) };
+          if (outcome.status !== 'left-alone') appliedResults.set(change.id, result);
+          record(result);
+        } else {
+          failed++;
+          record({ changeId: change.id, status: 'failed', at: now(), detail: `the batch failed: ${message}`, ...snapshotTaken });
+        }
+      }
+    }
+  };
+  // Two batches at a time: each runs several changes at once inside, under the worker's per-account AWS limits.
+  const lanes = Math.max(1, Math.min(2, Math.ceil(queue.length / size)));
+  await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      for (let batch = take(); batch.length > 0; batch = take()) {
+        if (halted() || failed > 0 || CancellationScope.current().consideredCancelled) {
+          const why = failed > 0 && !halted() ? 'not started: a change of this stage failed, so the run stops and rolls back' : 'the run was halted before this change';
+          for (const change of [...batch, ...queue.splice(0)]) record({ changeId: change.id, status: 'skipped', at: now(), detail: why });
+          return;
+        }
+        const next = batch;
+        await CancellationScope.nonCancellable(() => runOne(next));
+      }
+    }),
+  );
+  if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('the run was cancelled during a stage');
+  return failed;
+}
+
+/** Undo a batch of applied changes of one action; each change's result is recorded as for one change. */
+async function undoBatch(batch: Change[], ref: ActivityRef, ctx: StageContext, stillApplied: Set<string>): Promise<void> {
+  const { status, appliedResults } = ctx;
+  const results: Record<string, ChangeResult> = {};
+  for (const change of batch) results[change.id] = appliedResults.get(change.id) as ChangeResult;
+  const request: BatchRequest = {
+    role: 'rollback-batch',
+    ...ctx.scope,
+    action: (batch[0] as Change).action,
+    changes: batch,
+    results,
+    protectedPrincipals: ctx.protectedPrincipals,
+    budgetBytes: BOUNDS.batchBytes,
+  };
+  const rolledBack = (result: ChangeResult): void => {
+    if (result.status === 'rolled-back') {
+      status.progress.rolledBack++;
+      stillApplied.delete(result.changeId);
+    }
+    status.results.push(result);
+  };
+  try {
+    const out = await callActivity<ApplyBatchResult, BatchRequest>(ref, 'rollback-batch', request, `${(batch[0] as Change).id}+${batch.length}`);
+    const byId = new Map(out.results.map((r) => [r.changeId, r]));
+    for (const change of batch) {
+      const r = byId.get(change.id);
+      const at = new Date().toISOString();
+      if (!r) rolledBack({ changeId: change.id, status: 'rollback-failed', at, detail: 'not undone: the rollback batch did not reach it' });
+      else if (r.status === 'applied' || r.status === 'already-done') rolledBack({ ...r, status: 'rolled-back' });
+      else if (r.status === 'left-alone') rolledBack({ ...r, status: 'rollback-failed', detail: `not undone: ${r.detail ?? 'the kind left it in place'}` });
+      else rolledBack({ ...r, status: 'rollback-failed' });
+    }
+  } catch (err) {
+    const done = new Map(batchCheckpoint(err).map((d) => [d.changeId, d.value]));
+    for (const change of batch) {
+      const outcome = done.get(change.id);
+      const at = new Date().toISOString();
+      if (outcome && outcome.status !== 'left-alone') rolledBack({ changeId: change.id, status: 'rolled-back', at, ...(outcome.detail ? { detail: outcome.detail } : {}), ...(outcome.observed !== undefined ? { observed: outcome.observed } : {}) });
+      else rolledBack({ changeId: change.id, status: 'rollback-failed', at, detail: failureMessage(err) });
     }
   }
 }

@@ -14,6 +14,9 @@ const reads: ActivityOptions = { startToCloseTimeout: '10m', heartbeatTimeout: '
 // One user per snapshot or mutation. They heartbeat between AWS calls, so a worker lost mid-change is
 // noticed within 30 s and the (idempotent) activity is retried on another worker.
 const perChange: ActivityOptions = { startToCloseTimeout: '5m', heartbeatTimeout: '30s', retry };
+// Up to a hundred users per batch. Each finished user is checkpointed in the heartbeat, so a retried
+// batch resumes after the users already done.
+const perBatch: ActivityOptions = { startToCloseTimeout: '30m', heartbeatTimeout: '30s', retry };
 
 export const definition: RemediationDefinition = {
   plan: activity('planStaleIamUserRemoval', reads),
@@ -24,6 +27,15 @@ export const definition: RemediationDefinition = {
   },
   rollback: { 'disable-user': activity('reenableStaleIamUser', perChange) },
   verify: activity('verifyStaleIamUserRemoval', reads),
+  // The path runs take: a batch of users per activity (docs/engine.md, "Batches").
+  batch: {
+    snapshot: activity('snapshotStaleIamUsers', perBatch),
+    apply: {
+      'disable-user': activity('disableStaleIamUsers', perBatch),
+      'delete-user': activity('deleteStaleIamUsers', perBatch),
+    },
+    rollback: { 'disable-user': activity('reenableStaleIamUsers', perBatch) },
+  },
 };
 
 export async function removeStaleIamUsers(input: RemediationInput): Promise<RemediationStatus> {

@@ -70,6 +70,8 @@ export interface IamUserSnapshot {
   serviceSpecificCredentials: { id: string; serviceName: string; status: string }[] | null;
   notes: string[];
   capturedAt: string;
+  /** 'credentials': only the user, its access keys and console password were read (snapshotIamUserCredentials). */
+  scope?: 'credentials';
 }
 
 export interface IamLifecycleOptions {
@@ -88,6 +90,12 @@ export interface IamLifecycleOptions {
    * that appears after the snapshot (a race with the re-check) is destroyed unrecorded.
    */
   mayRemove?: (dependent: RemovedDependent) => boolean;
+  /**
+   * Fewer reads, same record (docs/aws.md §5.2): tags as GetUser returns them (every tag of a user;
+   * no ListUserTags), and last use re-read only for Active keys (an Inactive key cannot have been used
+   * since it was deactivated; its last use is recorded as unknown).
+   */
+  lean?: boolean;
 }
 
 export interface RemovedDependent {
@@ -212,7 +220,7 @@ export async function snapshotIamUser(iam: IAMClient, userName: string, opts?: I
   if (!user) return null;
   const notes: string[] = [];
 
-  const tagList = await collect(paginateListUserTags({ client: iam }, { UserName: userName }), (p) => p.Tags);
+  const tagList = opts?.lean ? [] : await collect(paginateListUserTags({ client: iam }, { UserName: userName }), (p) => p.Tags);
   const tags = new Map<string, string>();
   for (const t of user.Tags ?? []) if (t.Key !== undefined) tags.set(t.Key, t.Value ?? '');
   for (const t of tagList) if (t.Key !== undefined) tags.set(t.Key, t.Value ?? '');
@@ -260,6 +268,10 @@ export async function snapshotIamUser(iam: IAMClient, userName: string, opts?: I
       notes.push(`access key ${id} has status ${String(key.Status)}; recorded as Inactive`);
     }
     let lastUsed: { LastUsedDate?: Date; ServiceName?: string; Region?: string } | undefined;
+    if (opts?.lean && key.Status !== 'Active') {
+      accessKeys.push({ id, status: 'Inactive', createDate: iso(key.CreateDate) ?? '', lastUsed: null, lastUsedService: null, lastUsedRegion: null });
+      continue;
+    }
     try {
       lastUsed = (await iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: id }))).AccessKeyLastUsed;
     } catch (err) {
@@ -338,6 +350,145 @@ export async function snapshotIamUser(iam: IAMClient, userName: string, opts?: I
   };
 }
 
+/**
+ * What disabling a user destroys or changes, and what its re-check needs: the user, its access keys
+ * with their last use, its console password. Four or five reads instead of the full snapshot's dozen.
+ */
+export async function snapshotIamUserCredentials(
+  iam: IAMClient,
+  userName: string,
+  opts?: IamLifecycleOptions & {
+    /** Also list SSH keys and service-specific credentials: what planning needs to flag a user for manual review. */
+    forReview?: boolean;
+    /** The console password's presence is already known (the credential report): not read again. */
+    loginProfileKnown?: boolean;
+  },
+): Promise<IamUserSnapshot | null> {
+  const now = opts?.now ?? (() => new Date());
+  let user;
+  try {
+    user = (await iam.send(new GetUserCommand({ UserName: userName }))).User;
+  } catch (err) {
+    if (isNoSuchEntity(err)) return null;
+    throw err;
+  }
+  if (!user) return null;
+  const notes: string[] = [];
+  const accessKeys: IamUserSnapshot['accessKeys'] = [];
+  for (const key of await listAccessKeys(iam, userName)) {
+    const id = key.AccessKeyId;
+    if (!id) continue;
+    let lastUsed: { LastUsedDate?: Date; ServiceName?: string; Region?: string } | undefined;
+    try {
+      lastUsed = (await iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: id }))).AccessKeyLastUsed;
+    } catch (err) {
+      if (!isNoSuchEntity(err)) throw err;
+      notes.push(`access key ${id} was deleted while the snapshot was taken`);
+      continue;
+    }
+    accessKeys.push({
+      id,
+      status: key.Status === 'Active' ? 'Active' : 'Inactive',
+      createDate: iso(key.CreateDate) ?? '',
+      lastUsed: iso(lastUsed?.LastUsedDate),
+      lastUsedService: notApplicable(lastUsed?.ServiceName),
+      lastUsedRegion: notApplicable(lastUsed?.Region),
+    });
+  }
+  let loginProfile: IamUserSnapshot['loginProfile'] = null;
+  if (!opts?.loginProfileKnown) {
+    try {
+      const lp = (await iam.send(new GetLoginProfileCommand({ UserName: userName }))).LoginProfile;
+      if (lp) loginProfile = { createDate: iso(lp.CreateDate) ?? '', passwordResetRequired: lp.PasswordResetRequired === true };
+    } catch (err) {
+      if (!isNoSuchEntity(err)) throw err;
+    }
+  }
+  const sshPublicKeys: IamUserSnapshot['sshPublicKeys'] = [];
+  let serviceSpecificCredentials: IamUserSnapshot['serviceSpecificCredentials'] = [];
+  if (opts?.forReview) {
+    for (const k of await collect(paginateListSSHPublicKeys({ client: iam }, { UserName: userName }), (p) => p.SSHPublicKeys)) {
+      if (k.SSHPublicKeyId) sshPublicKeys.push({ id: k.SSHPublicKeyId, status: k.Status ?? '', uploadDate: iso(k.UploadDate) ?? '', fingerprint: null, body: null });
+    }
+    const ssc = await listServiceSpecificCredentials(iam, userName, opts);
+    serviceSpecificCredentials = ssc === null ? null : ssc.map((c) => ({ id: c.ServiceSpecificCredentialId ?? '', serviceName: c.ServiceName ?? '', status: c.Status ?? '' }));
+  }
+  return {
+    userName: user.UserName ?? userName,
+    userId: user.UserId ?? '',
+    arn: user.Arn ?? '',
+    path: user.Path ?? '/',
+    createDate: iso(user.CreateDate) ?? '',
+    passwordLastUsed: iso(user.PasswordLastUsed),
+    permissionsBoundary: user.PermissionsBoundary?.PermissionsBoundaryArn ?? null,
+    tags: (user.Tags ?? []).filter((t) => t.Key !== undefined).map((t) => ({ key: t.Key ?? '', value: t.Value ?? '' })),
+    groups: [],
+    attachedPolicies: [],
+    inlinePolicies: [],
+    loginProfile,
+    accessKeys,
+    mfaDevices: [],
+    sshPublicKeys,
+    signingCertificates: [],
+    serviceSpecificCredentials,
+    notes,
+    capturedAt: now().toISOString(),
+    scope: 'credentials',
+  };
+}
+
+/**
+ * Remove exactly the dependents a snapshot records, then DeleteUser (docs/aws.md §5.1 order), without
+ * listing them again: the snapshot was read just before, in its own activity, and is the re-check. A
+ * dependent that appeared since makes DeleteUser answer DeleteConflict; then the user is re-enumerated
+ * once by removeIamUser, which refuses to remove anything the snapshot does not record.
+ */
+export async function removeIamUserAsRecorded(
+  iam: IAMClient,
+  s: IamUserSnapshot,
+  opts?: IamLifecycleOptions,
+): Promise<{ removed: RemovedDependent[]; alreadyGone: boolean }> {
+  const removed: RemovedDependent[] = [];
+  const U = { UserName: s.userName };
+  const remove = async (dependent: RemovedDependent, send: () => Promise<unknown>): Promise<void> => {
+    if (await removeIfPresent(send)) removed.push(dependent);
+  };
+  try {
+    if (s.loginProfile) await remove({ kind: 'login-profile', id: s.userName }, () => iam.send(new DeleteLoginProfileCommand(U)));
+    for (const k of s.accessKeys) await remove({ kind: 'access-key', id: k.id }, () => iam.send(new DeleteAccessKeyCommand({ ...U, AccessKeyId: k.id })));
+    for (const c of s.signingCertificates) await remove({ kind: 'signing-certificate', id: c.id }, () => iam.send(new DeleteSigningCertificateCommand({ ...U, CertificateId: c.id })));
+    for (const k of s.sshPublicKeys) await remove({ kind: 'ssh-public-key', id: k.id }, () => iam.send(new DeleteSSHPublicKeyCommand({ ...U, SSHPublicKeyId: k.id })));
+    for (const c of s.serviceSpecificCredentials ?? []) {
+      await remove({ kind: 'service-specific-credential', id: c.id }, () => iam.send(new DeleteServiceSpecificCredentialCommand({ ...U, ServiceSpecificCredentialId: c.id })));
+    }
+    for (const d of s.mfaDevices) {
+      await remove({ kind: 'mfa-device', id: d.serialNumber }, () => iam.send(new DeactivateMFADeviceCommand({ ...U, SerialNumber: d.serialNumber })));
+      if (d.virtual) await remove({ kind: 'virtual-mfa-device', id: d.serialNumber }, () => iam.send(new DeleteVirtualMFADeviceCommand({ SerialNumber: d.serialNumber })));
+    }
+    for (const p of s.inlinePolicies) await remove({ kind: 'inline-policy', id: p.name }, () => iam.send(new DeleteUserPolicyCommand({ ...U, PolicyName: p.name })));
+    for (const p of s.attachedPolicies) await remove({ kind: 'managed-policy', id: p.arn }, () => iam.send(new DetachUserPolicyCommand({ ...U, PolicyArn: p.arn })));
+    for (const g of s.groups) await remove({ kind: 'group-membership', id: g }, () => iam.send(new RemoveUserFromGroupCommand({ ...U, GroupName: g })));
+    try {
+      keepAlive();
+      await iam.send(new DeleteUserCommand(U));
+      return { removed, alreadyGone: false };
+    } catch (err) {
+      if (isNoSuchEntity(err)) return { removed, alreadyGone: removed.length === 0 };
+      if (!isAwsError(err, ...DELETE_CONFLICT)) throw err;
+    }
+    // Something appeared since the snapshot: one full pass that refuses anything unrecorded.
+    const again = await removeIamUser(iam, s.userName, opts);
+    return { removed: [...removed, ...again.removed], alreadyGone: false };
+  } catch (err) {
+    if (err instanceof PartialChangeError) {
+      const inner = (err.observed ?? {}) as { removed?: RemovedDependent[] };
+      throw new PartialChangeError(err.failure, { userName: s.userName, removed: [...removed, ...(inner.removed ?? [])] as unknown as Json, userDeleted: false });
+    }
+    if (removed.length > 0) throw new PartialChangeError(err, { userName: s.userName, removed: removed as unknown as Json, userDeleted: false });
+    throw err;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Disable and its rollback
 // ---------------------------------------------------------------------------------------------
@@ -361,6 +512,20 @@ export async function disableIamUserCredentials(
     if (done) deactivatedKeys.push(id);
   }
   const deletedLoginProfile = await removeIfPresent(() => iam.send(new DeleteLoginProfileCommand({ UserName: userName })));
+  return { deactivatedKeys, deletedLoginProfile };
+}
+
+/**
+ * Disable exactly what a snapshot taken just before records (its Active keys, its console password),
+ * without listing again: the snapshot activity's read is the re-check. Idempotent.
+ */
+export async function disableAsRecorded(iam: IAMClient, s: IamUserSnapshot): Promise<{ deactivatedKeys: string[]; deletedLoginProfile: boolean }> {
+  const deactivatedKeys: string[] = [];
+  for (const key of s.accessKeys) {
+    if (key.status !== 'Active') continue;
+    if (await removeIfPresent(() => iam.send(new UpdateAccessKeyCommand({ UserName: s.userName, AccessKeyId: key.id, Status: 'Inactive' })))) deactivatedKeys.push(key.id);
+  }
+  const deletedLoginProfile = s.loginProfile ? await removeIfPresent(() => iam.send(new DeleteLoginProfileCommand({ UserName: s.userName }))) : false;
   return { deactivatedKeys, deletedLoginProfile };
 }
 

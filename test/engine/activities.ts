@@ -12,7 +12,8 @@ import type { Json } from '../../common/json';
 import type { ParamsOf } from '../../common/params';
 import { duration, jsonDocument } from '../../common/params';
 import type { Change, ChangeOutcome, KindPlan, LeftAlone, Stage, VerifyResult } from '../../common/plan';
-import type { ChangeRequest, PlanRequest, RollbackRequest, TargetInfo, TargetRequest, VerifyRequest } from '../../common/requests';
+import type { ApplyBatchResult, BatchRequest, ChangeRequest, PlanRequest, RollbackRequest, SnapshotBatchResult, TargetInfo, TargetRequest, VerifyRequest } from '../../common/requests';
+import { batchResults, runBatch, snapshotResults } from '../../activities/batch';
 
 export const SYNTHETIC_KIND = 'synthetic';
 export const SYNTHETIC_ACCOUNT = '111111111111';
@@ -49,6 +50,12 @@ export interface SyntheticScenario {
   fail?: string[];
   /** Resources the kind itself leaves alone (with its reason). */
   leftAlone?: LeftAlone[];
+  /**
+   * A large plan, generated rather than listed (a scenario document is capped at 100,000 characters):
+   * `count` resources, each tagged in stage `first` and removed in stage `second` (after the `soak`
+   * parameter), the removal depending on the tag. Planned in pages (PlanRequest.page).
+   */
+  bulk?: { count: number; fail?: string[] };
 }
 
 /** One call of a synthetic activity, as the store saw it. */
@@ -148,6 +155,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function asScenario(doc: Json): SyntheticScenario {
   const s = doc as unknown as SyntheticScenario;
+  if (s && typeof s === 'object' && s.bulk) return { ...s, stages: [], changes: [] };
   if (!s || !Array.isArray(s.stages) || !Array.isArray(s.changes)) {
     throw ApplicationFailure.create({ type: 'InvalidScenario', nonRetryable: true, message: 'the scenario needs "stages" and "changes" arrays' });
   }
@@ -156,10 +164,80 @@ function asScenario(doc: Json): SyntheticScenario {
 
 /** The synthetic kind's activities over `store`. Register them with registerActivities (the engine's guards). */
 export function createSyntheticActivities(store: SyntheticStore) {
+  async function enact(request: ChangeRequest): Promise<ChangeOutcome> {
+    const { change, workflowId } = request;
+    const behaviour = store.behaviourOf(workflowId);
+    store.record({ workflowId, op: 'apply-start', changeId: change.id, resource: change.resource, ...(request.snapshot !== undefined ? { snapshot: request.snapshot } : {}) });
+    await sleep(behaviour.delayMs.get(change.id) ?? 0);
+    if (behaviour.fail.has(change.id)) {
+      store.record({ workflowId, op: 'apply-failed', changeId: change.id, resource: change.resource });
+      // Like a real change failing half-way, it reports what it did before failing.
+      throw new PartialChangeError(
+        ApplicationFailure.create({ type: 'SyntheticFailure', nonRetryable: true, message: `synthetic failure: ${change.id} was told to fail` }),
+        { halfDone: change.id },
+      );
+    }
+    const outcome = behaviour.outcome.get(change.id) ?? 'applied';
+    if (outcome === 'left-alone') {
+      store.record({ workflowId, op: 'apply-left-alone', changeId: change.id, resource: change.resource });
+      return { status: 'left-alone', detail: `synthetic: ${change.resource} drifted, left alone` };
+    }
+    const r = store.resource(workflowId, change.resource);
+    if (outcome === 'applied') {
+      if (change.destructive) r.deleted = true;
+      else r.actions.push(change.action);
+    }
+    store.record({ workflowId, op: 'apply-end', changeId: change.id, resource: change.resource });
+    return { status: outcome, observed: { actions: [...r.actions], deleted: r.deleted } };
+  }
+
+  async function undo(workflowId: string, change: Change): Promise<ChangeOutcome> {
+    const r = store.resource(workflowId, change.resource);
+    const last = r.actions.lastIndexOf(change.action);
+    if (last < 0) {
+      throw ApplicationFailure.create({ type: 'NothingToUndo', nonRetryable: true, message: `${change.action} was never applied to ${change.resource}` });
+    }
+    r.actions.splice(last, 1);
+    store.record({ workflowId, op: 'rollback', changeId: change.id, resource: change.resource });
+    return { status: 'applied', detail: `undid ${change.action}` };
+  }
+
+  const scenarioFail = (request: PlanRequest<SyntheticParams>): string[] | undefined => asScenario(request.params.scenario).bulk?.fail;
+
+  /** A generated plan of `count` resources, in pages of at most the request's budget (docs/engine.md, "Plan pages"). */
+  function bulkPlan(request: PlanRequest<SyntheticParams>, count: number): KindPlan {
+    store.record({ workflowId: request.workflowId, op: 'plan' });
+    store.setBehaviour(request.workflowId, { stages: [], changes: [], ...(scenarioFail(request) ? { fail: scenarioFail(request) } : {}) });
+    const from = request.page?.cursor !== undefined ? Number(request.page.cursor) + 1 : 0;
+    const budget = request.page?.budgetBytes ?? Number.POSITIVE_INFINITY;
+    const changes: Change[] = [];
+    let bytes = 0;
+    let i = from;
+    for (; i < count && bytes <= budget; i++) {
+      const resource = `arn:aws:iam::${SYNTHETIC_ACCOUNT}:user/bulk/r-${String(i).padStart(6, '0')}`;
+      const tag: Change = { id: `tag/r-${i}`, stage: 'first', action: 'tag', resource, summary: `tag ${resource}`, before: { actions: [], deleted: false }, after: { lastAction: 'tag' }, reversible: true, destructive: false };
+      const remove: Change = { id: `remove/r-${i}`, stage: 'second', action: 'remove', resource, summary: `remove ${resource}`, before: { actions: ['tag'], deleted: false }, after: { deleted: true }, reversible: false, destructive: true, dependsOn: [tag.id] };
+      changes.push(tag, remove);
+      bytes += JSON.stringify(tag).length + JSON.stringify(remove).length;
+    }
+    return {
+      createdAt: new Date(0).toISOString(),
+      stages: [
+        { name: 'first', description: 'tag every resource' },
+        { name: 'second', description: 'remove every resource', soakBefore: request.params.soak },
+      ],
+      changes,
+      leftAlone: [],
+      notes: [`bulk synthetic plan of ${count} resources`],
+      ...(i < count ? { nextCursor: String(i - 1) } : {}),
+    };
+  }
+
   return {
     /** plan: the typed scenario becomes the kind's plan. */
     async draftSyntheticPlan(request: PlanRequest<SyntheticParams>): Promise<KindPlan> {
       const scenario = asScenario(request.params.scenario);
+      if (scenario.bulk) return bulkPlan(request, scenario.bulk.count);
       store.record({ workflowId: request.workflowId, op: 'plan' });
       store.setBehaviour(request.workflowId, scenario);
       const stages: Stage[] = scenario.stages.map((s) => {
@@ -186,6 +264,36 @@ export function createSyntheticActivities(store: SyntheticStore) {
       return { createdAt: new Date().toISOString(), stages, changes, leftAlone: scenario.leftAlone ?? [], notes: ['synthetic plan for engine tests'] };
     },
 
+    /** snapshot batch: the state of each resource, before destructive changes. */
+    async photographSyntheticBatch(request: BatchRequest): Promise<SnapshotBatchResult> {
+      const run = await runBatch(
+        request.changes,
+        async (change) => {
+          const r = store.resource(request.workflowId, change.resource);
+          const event = store.record({ workflowId: request.workflowId, op: 'snapshot', changeId: change.id, resource: change.resource });
+          return { snapshot: { resource: change.resource, actions: [...r.actions], deleted: r.deleted, photo: event.seq } };
+        },
+        { concurrency: 8, budgetBytes: request.budgetBytes },
+      );
+      return snapshotResults(run);
+    },
+
+    /** apply batch: each change as enactSyntheticChange would apply it alone. */
+    async enactSyntheticBatch(request: BatchRequest): Promise<ApplyBatchResult> {
+      const run = await runBatch(
+        request.changes,
+        (change) => enact({ role: 'apply', workflowId: request.workflowId, account: request.account, region: request.region, change, protectedPrincipals: request.protectedPrincipals, ...(request.snapshots?.[change.id] !== undefined ? { snapshot: request.snapshots[change.id] } : {}) }),
+        { concurrency: 8, budgetBytes: request.budgetBytes },
+      );
+      return batchResults(run);
+    },
+
+    /** rollback batch: each change undone as undoSyntheticChange would. */
+    async undoSyntheticBatch(request: BatchRequest): Promise<ApplyBatchResult> {
+      const run = await runBatch(request.changes, async (change) => undo(request.workflowId, change), { concurrency: 8, budgetBytes: Number.POSITIVE_INFINITY, continueAfterFailure: true });
+      return batchResults(run);
+    },
+
     /** snapshot: the full state of the resource, before a destructive change. */
     async photographSyntheticResource(request: ChangeRequest): Promise<Json> {
       const { change } = request;
@@ -195,45 +303,10 @@ export function createSyntheticActivities(store: SyntheticStore) {
     },
 
     /** apply: any action; destructive ones delete the resource. */
-    async enactSyntheticChange(request: ChangeRequest): Promise<ChangeOutcome> {
-      const { change, workflowId } = request;
-      const behaviour = store.behaviourOf(workflowId);
-      store.record({ workflowId, op: 'apply-start', changeId: change.id, resource: change.resource, ...(request.snapshot !== undefined ? { snapshot: request.snapshot } : {}) });
-      await sleep(behaviour.delayMs.get(change.id) ?? 0);
-      if (behaviour.fail.has(change.id)) {
-        store.record({ workflowId, op: 'apply-failed', changeId: change.id, resource: change.resource });
-        // Like a real change failing half-way, it reports what it did before failing.
-        throw new PartialChangeError(
-          ApplicationFailure.create({ type: 'SyntheticFailure', nonRetryable: true, message: `synthetic failure: ${change.id} was told to fail` }),
-          { halfDone: change.id },
-        );
-      }
-      const outcome = behaviour.outcome.get(change.id) ?? 'applied';
-      if (outcome === 'left-alone') {
-        store.record({ workflowId, op: 'apply-left-alone', changeId: change.id, resource: change.resource });
-        return { status: 'left-alone', detail: `synthetic: ${change.resource} drifted, left alone` };
-      }
-      const r = store.resource(workflowId, change.resource);
-      if (outcome === 'applied') {
-        if (change.destructive) r.deleted = true;
-        else r.actions.push(change.action);
-      }
-      store.record({ workflowId, op: 'apply-end', changeId: change.id, resource: change.resource });
-      return { status: outcome, observed: { actions: [...r.actions], deleted: r.deleted } };
-    },
+    enactSyntheticChange: (request: ChangeRequest): Promise<ChangeOutcome> => enact(request),
 
     /** rollback: undo the action applied to the resource. */
-    async undoSyntheticChange(request: RollbackRequest): Promise<ChangeOutcome> {
-      const { change, workflowId } = request;
-      const r = store.resource(workflowId, change.resource);
-      const last = r.actions.lastIndexOf(change.action);
-      if (last < 0) {
-        throw ApplicationFailure.create({ type: 'NothingToUndo', nonRetryable: true, message: `${change.action} was never applied to ${change.resource}` });
-      }
-      r.actions.splice(last, 1);
-      store.record({ workflowId, op: 'rollback', changeId: change.id, resource: change.resource });
-      return { status: 'applied', detail: `undid ${change.action}` };
-    },
+    undoSyntheticChange: async (request: RollbackRequest): Promise<ChangeOutcome> => undo(request.workflowId, request.change),
 
     /** verify: every applied change's promise holds in the store. */
     async confirmSyntheticState(request: VerifyRequest): Promise<VerifyResult> {

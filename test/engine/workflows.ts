@@ -42,3 +42,17 @@ export async function syntheticRemediation(input: RemediationInput): Promise<Rem
 export async function syntheticWithoutSnapshot(input: RemediationInput): Promise<RemediationStatus> {
   return runRemediation(input, syntheticDefinitionWithoutSnapshot);
 }
+
+/** The same kind with batch activities: stages of many changes run in batches (docs/engine.md, "Batches"). */
+const syntheticBatchDefinition: RemediationDefinition = {
+  ...syntheticDefinition,
+  batch: {
+    snapshot: ref('photographSyntheticBatch'),
+    apply: Object.fromEntries(ACTIONS.map((a) => [a, ref('enactSyntheticBatch')])),
+    rollback: { tag: ref('undoSyntheticBatch'), restrict: ref('undoSyntheticBatch') },
+  },
+};
+
+export async function syntheticInBatches(input: RemediationInput): Promise<RemediationStatus> {
+  return runRemediation(input, syntheticBatchDefinition);
+}

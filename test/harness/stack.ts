@@ -2,6 +2,7 @@
  * Per test file: a private moto server, a worker on a unique task queue of the shared Temporal dev
  * server (global setup), a client, and the approval policy the test asks for.
  */
+import { CLIENT_CHANNEL_ARGS } from '../../worker/config';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -56,7 +57,7 @@ export async function startTestStack(options: { policy?: object; worker?: boolea
   writeFileSync(policyPath, JSON.stringify(options.policy ?? TEST_POLICY));
   const taskQueue = `test-${randomUUID()}`;
   const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
-  const connection = await Connection.connect({ address: temporalAddress });
+  const connection = await Connection.connect({ address: temporalAddress, channelArgs: CLIENT_CHANNEL_ARGS });
   const client = new Client({ connection, namespace: 'default' });
   const iam = new IAMClient({ region: 'us-east-1', endpoint: moto.endpoint, maxAttempts: 1, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
 
