@@ -10,7 +10,7 @@ import type { Worker } from '@temporalio/worker';
 import { awsSettingsFromEnv } from '../activities/aws/clients';
 import type { AwsClients } from '../activities/aws/clients';
 import { createCountersignWorker, installLogging } from '../worker';
-import { metricsAddressFromEnv } from '../worker/config';
+import { CLIENT_CHANNEL_ARGS, metricsAddressFromEnv } from '../worker/config';
 import type pino from 'pino';
 import type { MotoSandbox } from './moto';
 import { startMoto } from './moto';
@@ -38,6 +38,11 @@ export async function startStack(options: {
   taskQueue?: string;
   logger?: pino.Logger;
   say?: (line: string) => void;
+  /**
+   * The AWS endpoint the worker (and only the worker) uses, given the sandbox once it runs: e.g. a
+   * latency proxy in front of moto (bench/scale.ts). Default: moto's own endpoint.
+   */
+  workerAwsEndpoint?: (moto: MotoSandbox) => Promise<string> | string;
 }): Promise<Stack> {
   const say = options.say ?? (() => undefined);
   const stops: (() => Promise<void>)[] = [];
@@ -72,13 +77,15 @@ export async function startStack(options: {
     // The worker and every AWS client in this process use the sandbox.
     Object.assign(process.env, moto.env);
 
+    const workerEndpoint = options.workerAwsEndpoint ? await options.workerAwsEndpoint(moto) : moto.endpoint;
+
     const nativeConnection = await NativeConnection.connect({ address: temporal.address });
     stops.push(() => nativeConnection.close());
     const { worker, aws } = await createCountersignWorker({
       connection: nativeConnection,
       namespace,
       taskQueue,
-      aws: awsSettingsFromEnv({ ...process.env, ...moto.env }),
+      aws: awsSettingsFromEnv({ ...process.env, ...moto.env, AWS_ENDPOINT_URL: workerEndpoint }),
       policyPath,
     });
     const running = worker.run();
@@ -87,7 +94,7 @@ export async function startStack(options: {
       await running.catch(() => undefined);
       (aws as AwsClients).destroy();
     });
-    const connection = await Connection.connect({ address: temporal.address });
+    const connection = await Connection.connect({ address: temporal.address, channelArgs: CLIENT_CHANNEL_ARGS });
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace });
     say(`  worker polling task queue "${taskQueue}" with the approval policy ${policyPath}`);

@@ -1,0 +1,205 @@
+/**
+ * The floor of `npm run bench:scale`: the same stale-iam-users removal with no Temporal, no plan, no
+ * gate, no history — the AWS calls Countersign's activities make (activities/stale-iam-users.ts), made
+ * by the same functions, in the same order, a fixed number of users at once per account:
+ *
+ *   plan     credential report, then per stale candidate snapshotIamUserCredentials (forReview)
+ *   disable  per user: snapshotIamUserCredentials, then disableAsRecorded
+ *   soak     a sleep
+ *   delete   per user: snapshotIamUser (lean), then removeIamUserAsRecorded
+ *   verify   ListVirtualMFADevices, then a ListUsers listing and GetGroup per group (or, for 20 users
+ *            or fewer, GetUser per user and GetGroup per group), as verifyStaleIamUserRemoval does
+ *
+ * The AwsClients of activities/aws/clients.ts make the calls, so the per-account IAM limit, the
+ * assumed-role path and the SDK settings are the worker's. What it measures is what the engine adds
+ * on top of the AWS calls themselves: Countersign wall / floor wall.
+ */
+import { GetGroupCommand, GetUserCommand, paginateGetGroup, paginateListUsers, paginateListVirtualMFADevices } from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
+import type { AwsClients } from '../activities/aws/clients';
+import { isAwsError } from '../activities/aws/errors';
+import { assessStaleness, fetchCredentialReport, parseCredentialReport } from '../activities/iam/credential-report';
+import type { IamUserSnapshot } from '../activities/iam/user-lifecycle';
+import { disableAsRecorded, removeIamUserAsRecorded, snapshotIamUser, snapshotIamUserCredentials } from '../activities/iam/user-lifecycle';
+import type { CredentialState } from '../activities/iam/user-drift';
+import { EXEMPT_TAG, credentialDrift, credentialState, disabledState, recordedInSnapshot, usedSince } from '../activities/iam/user-drift';
+
+/** As activities/stale-iam-users.ts: from this many deletions on, verification lists instead of reading each user. */
+const BULK_VERIFY_FROM = 20;
+
+export interface FloorOptions {
+  aws: AwsClients;
+  /** The accounts to clean (the worker's own, or members reached through the role). */
+  accounts: string[];
+  maxIdleMs: number;
+  soakMs: number;
+  /** Users worked on at once per account, in every phase. */
+  concurrency: number;
+  /** Called at each phase boundary (e.g. to stop keeping active keys in use once planned). */
+  onPhase?: (phase: 'planned' | 'disabled' | 'soaked' | 'deleted' | 'verified', ms: number) => void;
+}
+
+export interface FloorResult {
+  wallMs: number;
+  phasesMs: { plan: number; disable: number; soak: number; delete: number; verify: number };
+  /** Per account: users deleted, users left alone by the drift checks, verification problems. */
+  accounts: { account: string; planned: number; deleted: number; leftAlone: number; problems: string[] }[];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Run `work` over `items`, `concurrency` at a time. */
+export async function pool<T, R>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i] as T, i);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, lane));
+  return results;
+}
+
+interface AccountWork {
+  account: string;
+  iam: IAMClient;
+  /** The approved state of each stale user, as the plan's disable change carries it. */
+  planned: { user: string; before: CredentialState }[];
+  disabled: { user: string; before: CredentialState }[];
+  deleted: { userName: string; groups: string[]; virtualMfaDevices: string[] }[];
+  leftAlone: number;
+  problems: string[];
+}
+
+export async function runFloor(options: FloorOptions): Promise<FloorResult> {
+  const { aws, concurrency } = options;
+  const emulator = aws.settings.emulator;
+  const lifecycle = { emulator, now: () => new Date() };
+  const started = Date.now();
+  const work: AccountWork[] = await Promise.all(
+    options.accounts.map(async (account) => ({
+      account,
+      iam: (await aws.forAccount({ account, workflowId: `floor/${account}` })).iam(),
+      planned: [],
+      disabled: [],
+      deleted: [],
+      leftAlone: 0,
+      problems: [],
+    })),
+  );
+  const phase = async (name: Parameters<NonNullable<FloorOptions['onPhase']>>[0], each: (w: AccountWork) => Promise<void>): Promise<number> => {
+    const t = Date.now();
+    await Promise.all(work.map(each));
+    const ms = Date.now() - t;
+    options.onPhase?.(name, ms);
+    return ms;
+  };
+
+  // Plan: the credential report, then the reads planStaleIamUserRemoval makes of every stale candidate.
+  const plan = await phase('planned', async (w) => {
+    const at = new Date();
+    const report = await fetchCredentialReport(w.iam, { now: at, maxAgeMs: emulator === 'moto' ? null : 4 * 3_600_000 });
+    const rows = parseCredentialReport(report.csv).filter((r) => !r.isRoot);
+    const candidates = rows
+      .filter((row) => assessStaleness(row, { now: at, maxIdleMs: options.maxIdleMs }).verdict === 'stale')
+      .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
+    const assessed = await pool(candidates, concurrency, async (c) => {
+      const snapshot = await snapshotIamUserCredentials(w.iam, c.user, { ...lifecycle, forReview: true, loginProfileKnown: true });
+      if (snapshot && c.passwordEnabled === true) snapshot.loginProfile = { createDate: '', passwordResetRequired: false };
+      return snapshot;
+    });
+    for (const snapshot of assessed) {
+      if (!snapshot) continue;
+      if (snapshot.tags.some((t) => t.key === EXEMPT_TAG)) continue;
+      if (usedSince(snapshot, new Date(at.getTime() - options.maxIdleMs))) continue;
+      if (snapshot.sshPublicKeys.length > 0 || (snapshot.serviceSpecificCredentials ?? []).length > 0) continue;
+      w.planned.push({ user: snapshot.userName, before: credentialState(snapshot) });
+    }
+  });
+
+  // Disable: the snapshot batch's read, then the apply batch's drift check and disableAsRecorded.
+  const disable = await phase('disabled', async (w) => {
+    await pool(w.planned, concurrency, async (p) => {
+      const snapshot = await snapshotIamUserCredentials(w.iam, p.user, lifecycle);
+      if (!snapshot || credentialDrift(p.before, snapshot, 'disable')) {
+        w.leftAlone++;
+        return;
+      }
+      await disableAsRecorded(w.iam, snapshot);
+      w.disabled.push(p);
+    });
+  });
+
+  const soakStart = Date.now();
+  await sleep(options.soakMs);
+  const soak = Date.now() - soakStart;
+  options.onPhase?.('soaked', soak);
+
+  // Delete: the full (lean) snapshot, the drift check, then removal of exactly what it records.
+  const del = await phase('deleted', async (w) => {
+    await pool(w.disabled, concurrency, async (p) => {
+      const snapshot: IamUserSnapshot | null = await snapshotIamUser(w.iam, p.user, { ...lifecycle, lean: true });
+      if (!snapshot) return;
+      if (credentialDrift(disabledState(p.before), snapshot, 'delete')) {
+        w.leftAlone++;
+        return;
+      }
+      const virtualMfaDevices = snapshot.mfaDevices.filter((d) => d.virtual).map((d) => d.serialNumber);
+      await removeIamUserAsRecorded(w.iam, snapshot, { ...lifecycle, virtualMfaSerials: virtualMfaDevices, mayRemove: recordedInSnapshot(snapshot) });
+      w.deleted.push({ userName: snapshot.userName, groups: snapshot.groups, virtualMfaDevices });
+    });
+  });
+
+  // Verify, as verifyStaleIamUserRemoval does.
+  const verify = await phase('verified', async (w) => {
+    const existingMfa = new Set<string>();
+    if (w.deleted.some((d) => d.virtualMfaDevices.length > 0)) {
+      for await (const page of paginateListVirtualMFADevices({ client: w.iam }, { AssignmentStatus: 'Any' })) {
+        for (const d of page.VirtualMFADevices ?? []) if (d.SerialNumber) existingMfa.add(d.SerialNumber);
+      }
+    }
+    const bulk = w.deleted.length > BULK_VERIFY_FROM;
+    const users = new Set<string>();
+    const members = new Map<string, Set<string> | null>();
+    if (bulk) {
+      for await (const page of paginateListUsers({ client: w.iam, pageSize: 1000 }, {})) for (const u of page.Users ?? []) if (u.UserName) users.add(u.UserName);
+      for (const group of new Set(w.deleted.flatMap((d) => d.groups))) {
+        try {
+          const names = new Set<string>();
+          for await (const page of paginateGetGroup({ client: w.iam, pageSize: 1000 }, { GroupName: group })) for (const u of page.Users ?? []) if (u.UserName) names.add(u.UserName);
+          members.set(group, names);
+        } catch (err) {
+          if (!isAwsError(err, 'NoSuchEntityException', 'NoSuchEntity')) throw err;
+          members.set(group, null);
+        }
+      }
+    }
+    for (const d of w.deleted) {
+      if (bulk) {
+        if (users.has(d.userName)) w.problems.push(`${d.userName} still exists`);
+        for (const group of d.groups) if (members.get(group)?.has(d.userName)) w.problems.push(`group ${group} still lists ${d.userName}`);
+      } else {
+        try {
+          await w.iam.send(new GetUserCommand({ UserName: d.userName }));
+          w.problems.push(`${d.userName} still exists`);
+        } catch (err) {
+          if (!isAwsError(err, 'NoSuchEntityException', 'NoSuchEntity')) throw err;
+        }
+        for (const group of d.groups) {
+          try {
+            const g = await w.iam.send(new GetGroupCommand({ GroupName: group }));
+            if ((g.Users ?? []).some((u) => u.UserName === d.userName)) w.problems.push(`group ${group} still lists ${d.userName}`);
+          } catch (err) {
+            if (!isAwsError(err, 'NoSuchEntityException', 'NoSuchEntity')) throw err;
+          }
+        }
+      }
+      for (const serial of d.virtualMfaDevices) if (existingMfa.has(serial)) w.problems.push(`virtual MFA device ${serial} still exists`);
+    }
+  });
+
+  return {
+    wallMs: Date.now() - started,
+    phasesMs: { plan, disable, soak, delete: del, verify },
+    accounts: work.map((w) => ({ account: w.account, planned: w.planned.length, deleted: w.deleted.length, leftAlone: w.leftAlone, problems: w.problems })),
+  };
+}
