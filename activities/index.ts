@@ -19,11 +19,15 @@ import { createScpActivities } from './scp';
 import { createPermissionBoundaryActivities } from './permission-boundary';
 import { createApproverProofActivities } from './approver-proof';
 import { createNotifyActivities } from './notify';
+import { createOrganizationRunActivities } from './organization-run';
+import type { Client } from '@temporalio/client';
 
 export interface ActivityDeps {
   aws: AwsClients;
   policyPath?: string;
   now?: () => Date;
+  /** A Temporal client on the worker's connection: an account's run confirms its organization approval with it. */
+  temporal?: () => Client;
 }
 
 type ActivityMap = Record<string, (...args: never[]) => Promise<unknown>>;
@@ -66,6 +70,7 @@ export function createActivities(deps: ActivityDeps) {
     {
       ...createPolicyActivities({ policyPath: deps.policyPath }),
       ...createEngineActivities({ aws: deps.aws }),
+      ...createOrganizationRunActivities({ aws: deps.aws, temporal: deps.temporal }),
       ...createStaleIamUserActivities({ aws: deps.aws, now: deps.now }),
       ...createOrgTrailActivities({ aws: deps.aws }),
       ...createRetireDefaultTrailActivities({ aws: deps.aws, now: deps.now }),

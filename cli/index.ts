@@ -25,7 +25,7 @@ import { AFTER, DESCRIPTION, kindHelp, mainHelpAfter } from './help';
 import type { Output } from './output';
 import { createOutput } from './output';
 import { RemediationClient } from './remediation-client';
-import { approveHint, renderPlan, renderStatus } from './render';
+import { approveHint, renderAccounts, renderPlan, renderStatus } from './render';
 
 /** A command's option values under the flags' own names (`--dry-run` → 'dry-run'; `--no-wait` → 'no-wait': true). */
 type Values = Record<string, unknown>;
@@ -193,10 +193,27 @@ async function start(values: Values, positionals: string[], out: Output): Promis
   const suffix = str(values, 'id-suffix');
   if (suffix !== undefined && !/^[\w.-]{1,64}$/.test(suffix)) throw new UsageError('--id-suffix may use letters, digits, ".", "_" and "-" (up to 64)');
   const requestedBy = requester(values);
-  const target = await targetAccount(account, out);
+  const selector = str(values, 'accounts');
+  if (selector !== undefined && account !== undefined) throw new UsageError('--accounts and --account do not go together: --accounts runs across the organization, --account in one account');
+  if (selector === undefined && values.concurrency !== undefined) throw new UsageError('--concurrency goes with --accounts');
+  let concurrency: number | undefined;
+  if (selector !== undefined) {
+    const terms = selector.split(',').map((t) => t.trim()).filter(Boolean);
+    const bad = terms.find((t) => t !== 'all' && !/^\d{12}$/.test(t) && !/^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$/.test(t));
+    if (terms.length === 0 || bad !== undefined) throw new UsageError(`--accounts takes all, or comma-separated 12-digit account ids, OU ids (ou-…) and root ids (r-…)${bad !== undefined ? `; "${bad}" is none of those` : ''}`);
+    if (values.concurrency !== undefined) {
+      concurrency = Number(values.concurrency);
+      if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 50) throw new UsageError('--concurrency must be a whole number from 1 to 50');
+    }
+  }
+  const target = selector === undefined ? await targetAccount(account, out) : 'organization';
   const { client, close } = await connectClient();
   try {
-    const started = await client.start({ kind, account: target, params, requestedBy, dryRun: values['dry-run'] === true, idSuffix: suffix });
+    const dryRun = values['dry-run'] === true;
+    const started =
+      selector === undefined
+        ? await client.start({ kind, account: target, params, requestedBy, dryRun, idSuffix: suffix })
+        : await client.startOrganization({ kind, accounts: selector, params, requestedBy, dryRun, ...(concurrency ? { concurrency } : {}), idSuffix: suffix });
     out.line(started.workflowId);
     if (values['no-wait']) {
       out.result(started);
@@ -214,6 +231,7 @@ async function start(values: Values, positionals: string[], out: Output): Promis
     });
     out.result({ ...started, status });
     if (status.plan) for (const line of renderPlan(status.plan)) out.line(line);
+    for (const line of renderAccounts(status)) out.line(line);
     if (status.outcome) out.line(`outcome: ${status.outcome}${status.outcomeReason ? ` — ${status.outcomeReason}` : ''}`);
     for (const line of approveHint(status)) out.line(line);
     return status.outcome === 'failed' ? 1 : 0;
@@ -574,6 +592,11 @@ function buildProgram(out: Output, state: { code: number; help: string[] }): Com
       '--account <ID>',
       'the target account: any account of your organization, reached by the worker through a role it assumes there (default: the account of your AWS credentials). An id that is not 12 digits, or not in the organization, is refused (exit 2).',
     )
+    .option(
+      '--accounts <SELECTOR>',
+      'run across the organization with ONE approval: all, or comma-separated account ids, OU ids (ou-…) and the root (r-…). Each account runs on its own (its own plan, soaks, rollback and history); one consolidated plan names every account\'s plan digest. Not with --account.',
+    )
+    .option('--concurrency <N>', 'with --accounts: accounts planning, or applying, at once (default 4, at most 50)')
     .option('--dry-run', 'plan only: the run ends "planned" and nothing can be approved or changed')
     .option('--as <WHO>', 'who is requesting (default: $COUNTERSIGN_USER or your login); they cannot approve')
     .option('--id-suffix <S>', 'run a separate scope concurrently: workflow id <kind>/<account>/<S>')

@@ -9,7 +9,7 @@ import { KINDS } from '../common/kinds';
 import type { KindName } from '../common/kinds';
 import type { DecideReply, DecideSignal, Outcome, Phase, RefusedDecision, RecordedDecision, RemediationInput, RemediationStatus } from '../common/messages';
 import { decideUpdate, detailsQuery, statusQuery, workflowIdFor } from '../common/messages';
-import type { DetailsRequest } from '../common/messages';
+import type { DetailsRequest, OrganizationInput } from '../common/messages';
 import { ACCOUNT_ATTRIBUTE, KIND_ATTRIBUTE, OUTCOME_ATTRIBUTE, PHASE_ATTRIBUTE, REQUESTED_BY_ATTRIBUTE, queryLiteral } from '../common/search-attributes';
 import { CommandFailed } from './errors';
 import type { SignOptions } from '../activities/approver-proof';
@@ -146,6 +146,42 @@ export class RemediationClient {
   /** The status: the live query while running, the recorded result once closed (no worker needed). */
   async status(workflowId: string, runId?: string): Promise<RemediationStatus> {
     return (await this.runStatus(workflowId, runId)).status;
+  }
+
+  /**
+   * Start an organization-wide run: the kind in every selected account, one consolidated plan, one
+   * approval (workflows/organization.ts). Workflow id `<kind>/organization[/<suffix>]`.
+   */
+  async startOrganization(request: OrganizationInput & { kind: KindName; idSuffix?: string }): Promise<{ workflowId: string; runId: string }> {
+    const workflowId = workflowIdFor(request.kind, 'organization', request.idSuffix);
+    const { idSuffix: _ignored, ...input } = request;
+    const typedSearchAttributes: SearchAttributePair[] = [
+      { key: KIND_ATTRIBUTE, value: request.kind },
+      { key: ACCOUNT_ATTRIBUTE, value: 'organization' },
+      { key: REQUESTED_BY_ATTRIBUTE, value: request.requestedBy },
+      { key: PHASE_ATTRIBUTE, value: 'starting' },
+    ];
+    const startWith = (searchAttributes: SearchAttributePair[] | undefined) =>
+      this.client.workflow.start('organizationRemediation', {
+        taskQueue: this.taskQueue,
+        workflowId,
+        args: [input satisfies OrganizationInput],
+        workflowIdConflictPolicy: 'FAIL',
+        memo: { kind: request.kind, requestedBy: request.requestedBy, account: 'organization', accounts: request.accounts, dryRun: request.dryRun === true, phase: 'starting' },
+        ...(searchAttributes ? { typedSearchAttributes: searchAttributes } : {}),
+      });
+    try {
+      const handle = await startWith(typedSearchAttributes).catch((err: unknown) => {
+        if (unknownSearchAttribute(err)) return startWith(undefined);
+        throw err;
+      });
+      return { workflowId, runId: handle.firstExecutionRunId };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new CommandFailed(`an organization-wide ${request.kind} run is already running as ${workflowId}; \`countersign status ${workflowId}\` shows it (or use --id-suffix for a separate one)`);
+      }
+      throw err;
+    }
   }
 
   /**

@@ -80,6 +80,20 @@ export function renderStatus(status: RemediationStatus, now = Date.now()): strin
     for (const c of status.verification.checks) lines.push(`    ${c.ok ? 'ok  ' : 'FAIL'} ${c.changeId}: ${c.detail}`);
     if (status.verification.checksNotListed) lines.push(`    … and ${status.verification.checksNotListed} more checks (--all)`);
   }
+  lines.push(...renderAccounts(status));
   lines.push(...approveHint(status).map((l) => `  ${l}`));
+  return lines;
+}
+
+/** An organization-wide run's accounts: each account's run, its plan and where it stands. */
+export function renderAccounts(status: RemediationStatus): string[] {
+  if (!status.accounts?.length) return [];
+  const lines = [`  accounts (${status.accounts.length}):`];
+  for (const a of status.accounts.slice(0, 200)) {
+    const plan = a.digest ? `, ${a.changes ?? 0} change(s), plan ${a.digest.slice(0, 12)}…` : '';
+    const p = a.progress ? `, ${a.progress.applied} applied, ${a.progress.failed} failed, ${a.progress.rolledBack} rolled back` : '';
+    lines.push(`    ${a.account}${a.name ? ` (${a.name})` : ''}  ${a.outcome ?? a.phase}${plan}${p}  run ${a.workflowId}${a.outcomeReason && a.outcome !== 'completed' ? ` — ${a.outcomeReason}` : ''}`);
+  }
+  if (status.accounts.length > 200) lines.push(`    … and ${status.accounts.length - 200} more`);
   return lines;
 }

@@ -21,6 +21,65 @@ export interface RemediationInput {
   /** Who started it (separation of duties: they cannot approve it). */
   requestedBy: string;
   dryRun?: boolean;
+  /**
+   * Set by an organization-wide run on each account's run it starts (workflows/organization.ts): the
+   * account's plan is approved as part of the organization's one consolidated plan, not on its own.
+   */
+  organization?: { parentWorkflowId: string };
+}
+
+/** An organization-wide run's input: one kind, run in every selected account, one approval. */
+export interface OrganizationInput {
+  kind: KindName | (string & {});
+  /** `all`, or comma-separated account ids, OU ids (ou-…) and root ids (r-…). */
+  accounts: string;
+  params: Record<string, string>;
+  requestedBy: string;
+  dryRun?: boolean;
+  /** Accounts planning, or applying, at once (default 4). */
+  concurrency?: number;
+}
+
+export const organizationInputSchema = z
+  .object({
+    kind: z.string().min(1).max(64),
+    accounts: z.string().min(1).max(20_000),
+    params: z.record(z.string(), z.string().max(100_000)).default({}),
+    requestedBy: z.string().trim().min(1, { error: 'requestedBy must name who requested the run' }).max(256),
+    dryRun: z.boolean().optional(),
+    concurrency: z.number().int().min(1).max(50).optional(),
+  })
+  .strict();
+
+/** One account of an organization-wide run, as its status shows it. */
+export interface AccountRun {
+  account: string;
+  name?: string;
+  /** The account's own run (its history is that account's evidence). */
+  workflowId: string;
+  phase: 'waiting' | 'planning' | 'planned' | 'applying' | 'done';
+  digest?: string;
+  changes?: number;
+  outcome?: Outcome;
+  outcomeReason?: string;
+  progress?: Progress;
+}
+
+/** An account's run tells its organization run its plan is ready (or that it ended without one). */
+export interface AccountPlanned {
+  account: string;
+  workflowId: string;
+  digest: string;
+  changes: number;
+  leftAlone: number;
+}
+
+/** The organization run tells an account's run the verdict on the consolidated plan. */
+export interface OrganizationDecision {
+  decision: 'approve' | 'reject';
+  /** The consolidated plan's digest. */
+  digest?: string;
+  reason?: string;
 }
 
 /**
@@ -35,6 +94,7 @@ export const remediationInputSchema = z
     params: z.record(z.string(), z.string().max(100_000)).default({}),
     requestedBy: z.string({ error: 'requestedBy must name who requested the run' }).trim().min(1, { error: 'requestedBy must name who requested the run' }).max(DECISION_LIMITS_APPROVER),
     dryRun: z.boolean().optional(),
+    organization: z.object({ parentWorkflowId: z.string().min(1).max(512) }).strict().optional(),
   })
   .strict();
 
@@ -162,6 +222,10 @@ export interface RemediationStatus {
   finishedAt?: string;
   /** Approver notifications sent (activities/notify.ts), newest last, at most MAX_NOTIFICATIONS kept. */
   notifications?: NotificationRecord[];
+  /** An organization-wide run: every account's run, its plan and outcome. */
+  accounts?: AccountRun[];
+  /** An account's run of an organization-wide run: the organization run that approves it. */
+  organization?: { parentWorkflowId: string; consolidatedDigest?: string };
 }
 
 export type NotifyEvent = 'awaiting-approval' | 'reminder-50' | 'reminder-90' | 'end';
@@ -211,6 +275,8 @@ export interface DetailsPage {
 }
 
 export const detailsQuery = defineQuery<DetailsPage, [DetailsRequest]>('details');
+export const accountPlannedSignal = defineSignal<[AccountPlanned]>('accountPlanned');
+export const organizationDecisionSignal = defineSignal<[OrganizationDecision]>('organizationDecision');
 
 /** Bounds on what a decision may carry: an outsider cannot grow the run's state, query or result. */
 export const DECISION_LIMITS = { approver: DECISION_LIMITS_APPROVER, comment: 2_000, proofBytes: 8_192 } as const;

@@ -16,6 +16,8 @@ export type ActivityRole =
   | 'rollback'
   | 'verify'
   | 'notify'
+  /** An account's run confirming its organization approval (workflows/organization.ts). */
+  | 'organization'
   /** Many changes per call (docs/engine.md, "Batches"): the scale path. */
   | 'snapshot-batch'
   | 'apply-batch'

@@ -3,6 +3,7 @@
  * and shuts down gracefully on SIGINT/SIGTERM (in-flight activities finish or are retried elsewhere).
  */
 import path from 'node:path';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type pino from 'pino';
 import { createActivities } from '../activities';
@@ -66,12 +67,13 @@ export interface CountersignWorkerOptions {
 
 export async function createCountersignWorker(options: CountersignWorkerOptions): Promise<{ worker: Worker; aws: AwsClients }> {
   const aws = new AwsClients(options.aws);
+  let client: Client | undefined;
   const worker = await Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     ...workflowCode(options.workflowBundle),
-    activities: createActivities({ aws, policyPath: options.policyPath, now: options.now }),
+    activities: createActivities({ aws, policyPath: options.policyPath, now: options.now, temporal: () => (client ??= new Client({ connection: options.connection, namespace: options.namespace })) }),
     shutdownGraceTime: '10s',
     // A batch activity's checkpoint travels in its heartbeats (activities/batch.ts): sent at least every
     // 2 s, a retried batch redoes at most that much work. Heartbeats are not history events.

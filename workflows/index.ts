@@ -4,3 +4,4 @@ export { createOrgTrail } from './org-trail';
 export { retireDefaultTrails } from './retire-default-trails';
 export { applyScp } from './scp';
 export { applyPermissionBoundaries } from './permission-boundary';
+export { organizationRemediation } from './organization';

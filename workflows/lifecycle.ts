@@ -13,6 +13,7 @@ import {
   CancellationScope,
   CancelledFailure,
   condition,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
   proxyActivities,
@@ -23,8 +24,9 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { Outcome, Phase, RemediationInput, RemediationStatus } from '../common/messages';
-import { decideSignal, decideUpdate, detailsQuery, MAX_NOTIFICATIONS, remediationInputSchema, statusQuery } from '../common/messages';
-import type { DetailsPage, DetailsRequest } from '../common/messages';
+import { accountPlannedSignal, decideSignal, decideUpdate, detailsQuery, MAX_NOTIFICATIONS, organizationDecisionSignal, remediationInputSchema, statusQuery } from '../common/messages';
+import type { DetailsPage, DetailsRequest, OrganizationDecision, RecordedDecision } from '../common/messages';
+import type { ApprovalConfirmation, ConfirmApprovalRequest } from '../activities/organization-run';
 import type { NotifyEvent } from '../common/messages';
 import type { NotifyRequest, NotifyResult } from '../activities/notify';
 import { KIND_ATTRIBUTE, OUTCOME_ATTRIBUTE, PHASE_ATTRIBUTE } from '../common/search-attributes';
@@ -89,10 +91,13 @@ export interface RemediationDefinition {
  * pages, the status answer, the result — under 512 KiB whatever the plan's size.
  */
 export const BOUNDS = {
-  /** A plan page's JSON. */
-  planPageBytes: 384 * 1024,
-  /** A batch's changes, and its result. */
-  batchBytes: 256 * 1024,
+  /** A plan page's JSON (a page may pass it by the last change it took). */
+  planPageBytes: 320 * 1024,
+  /**
+   * A batch's changes, and its result. An apply batch carries its changes and what the snapshot batch
+   * handed on, each under this: together well under 512 KiB.
+   */
+  batchBytes: 160 * 1024,
   /** One change (a change larger than this cannot be carried and is refused at planning). */
   changeBytes: 64 * 1024,
   /** Changes per batch, unless the stage says otherwise. */
@@ -221,10 +226,22 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
     results: [],
   };
   const gate = new ApprovalGate(status);
+  // An account's run of an organization-wide run: the organization run's verdict on the consolidated
+  // plan (confirmed by an activity before anything is applied), and a halt it relays.
+  let orgDecision: OrganizationDecision | undefined;
+  let orgRejection: RecordedDecision | undefined;
+  setHandler(organizationDecisionSignal, (decision) => {
+    if (!input.organization || (orgDecision?.decision === 'reject')) return;
+    if (decision?.decision !== 'approve' && decision?.decision !== 'reject') return;
+    orgDecision = { decision: decision.decision, ...(typeof decision.digest === 'string' ? { digest: decision.digest.slice(0, 64) } : {}), ...(typeof decision.reason === 'string' ? { reason: decision.reason.slice(0, 500) } : {}) };
+    if (orgDecision.decision === 'reject') {
+      orgRejection = { decision: 'reject', approver: `organization run ${input.organization.parentWorkflowId}`, planDigest: status.plan?.digest ?? '', seq: 0, at: new Date().toISOString(), ...(orgDecision.reason ? { comment: orgDecision.reason } : {}) };
+    }
+  });
   // A function, not the getter: TypeScript would otherwise keep a narrowing across awaits.
-  const rejection = () => gate.rejected;
+  const rejection = () => gate.rejected ?? orgRejection;
   const byWhom = (): string => {
-    const r = gate.rejected;
+    const r = rejection();
     return r ? `${r.approver}${r.comment ? ` (${r.comment})` : ''}` : 'unknown';
   };
   // Approvers are told only when the policy names where (a policy without `notify` schedules
@@ -358,38 +375,66 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
       );
     }
 
-    // The approval gate. Fail fast when the quorum cannot be met without the requester.
-    const eligible = policy.approvers.filter((a) => !sameIdentity(a, input.requestedBy));
-    if (eligible.length < policy.quorum) {
-      return finish(
-        'failed',
-        `the policy needs ${policy.quorum} approval(s) but only ${eligible.length} approver(s) other than the requester ${input.requestedBy} are listed in ${policy.source}`,
-      );
-    }
-    const timeoutMs = durationMs(policy.approvalTimeout);
-    status.expiresAt = new Date(Date.now() + timeoutMs).toISOString();
-    enterPhase(status, 'awaiting-approval');
-    const decidedYet = () => gate.approved || rejection() !== undefined;
-    let decided: boolean;
-    if (!policy.notify) {
-      decided = await condition(decidedYet, timeoutMs);
-    } else {
-      // Told now, and reminded at half and at 90% of the window; the window itself does not move.
-      const deadline = Date.now() + timeoutMs;
-      notice = { workflowId: info.workflowId, kind: input.kind, account: target.account, digest: plan.digest, changes: plan.changes.length, approveCommand: approveCommand(status), expiresAt: status.expiresAt, channels: policy.notify };
-      void notify('awaiting-approval');
-      decided = false;
-      for (const [event, share] of REMINDERS) {
-        decided = await condition(decidedYet, Math.max(1, deadline - Math.round(timeoutMs * (1 - share)) - Date.now()));
-        if (decided) break;
-        void notify(event);
+    if (input.organization) {
+      // Approved as part of the organization's consolidated plan: report this plan, wait for the verdict,
+      // then confirm it with the organization run itself before changing anything.
+      const parentWorkflowId = input.organization.parentWorkflowId;
+      status.organization = { parentWorkflowId };
+      const timeoutMs = durationMs(policy.approvalTimeout);
+      status.expiresAt = new Date(Date.now() + timeoutMs).toISOString();
+      enterPhase(status, 'awaiting-approval');
+      await getExternalWorkflowHandle(parentWorkflowId).signal(accountPlannedSignal, {
+        account: target.account,
+        workflowId: info.workflowId,
+        digest: plan.digest,
+        changes: plan.changes.length,
+        leftAlone: plan.leftAlone.length + plan.leftAloneNotListed,
+      });
+      // The organization run waits its own approval window, then says so; an hour's grace beyond it.
+      const decided = await condition(() => orgDecision !== undefined || gate.approved || rejection() !== undefined, timeoutMs + 3_600_000);
+      if (rejection()) return finish('rejected', `rejected by ${byWhom()}`);
+      if (!decided) return finish('expired', `no verdict from organization run ${parentWorkflowId} before ${status.expiresAt}`);
+      if (orgDecision?.decision === 'approve') {
+        const request: ConfirmApprovalRequest = { role: 'organization', parentWorkflowId, account: target.account, digest: plan.digest };
+        const confirmed = await callActivity<ApprovalConfirmation, ConfirmApprovalRequest>({ name: 'confirmOrganizationApproval', options: ENGINE_ACTIVITY }, 'organization', request);
+        if (!confirmed.ok) return finish('failed', `the organization approval could not be confirmed, so nothing was changed: ${confirmed.reason}`);
+        status.organization.consolidatedDigest = confirmed.consolidatedDigest;
+        status.decisions.push(...confirmed.decisions.slice(0, 20));
       }
-      if (!decided) decided = await condition(decidedYet, Math.max(1, deadline - Date.now()));
+    } else {
+      // The approval gate. Fail fast when the quorum cannot be met without the requester.
+      const eligible = policy.approvers.filter((a) => !sameIdentity(a, input.requestedBy));
+      if (eligible.length < policy.quorum) {
+        return finish(
+          'failed',
+          `the policy needs ${policy.quorum} approval(s) but only ${eligible.length} approver(s) other than the requester ${input.requestedBy} are listed in ${policy.source}`,
+        );
+      }
+      const timeoutMs = durationMs(policy.approvalTimeout);
+      status.expiresAt = new Date(Date.now() + timeoutMs).toISOString();
+      enterPhase(status, 'awaiting-approval');
+      const decidedYet = () => gate.approved || rejection() !== undefined;
+      let decided: boolean;
+      if (!policy.notify) {
+        decided = await condition(decidedYet, timeoutMs);
+      } else {
+        // Told now, and reminded at half and at 90% of the window; the window itself does not move.
+        const deadline = Date.now() + timeoutMs;
+        notice = { workflowId: info.workflowId, kind: input.kind, account: target.account, digest: plan.digest, changes: plan.changes.length, approveCommand: approveCommand(status), expiresAt: status.expiresAt, channels: policy.notify };
+        void notify('awaiting-approval');
+        decided = false;
+        for (const [event, share] of REMINDERS) {
+          decided = await condition(decidedYet, Math.max(1, deadline - Math.round(timeoutMs * (1 - share)) - Date.now()));
+          if (decided) break;
+          void notify(event);
+        }
+        if (!decided) decided = await condition(decidedYet, Math.max(1, deadline - Date.now()));
+      }
+      if (rejection()) {
+        return finish('rejected', `rejected by ${byWhom()}`);
+      }
+      if (!decided) return finish('expired', `no quorum of approvals before ${status.expiresAt}`);
     }
-    if (rejection()) {
-      return finish('rejected', `rejected by ${byWhom()}`);
-    }
-    if (!decided) return finish('expired', `no quorum of approvals before ${status.expiresAt}`);
 
     // Apply, stage by stage.
     const context: StageContext = { plan, def, status, appliedResults, scope, protectedPrincipals };
