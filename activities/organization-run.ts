@@ -36,6 +36,8 @@ export interface ResolveAccountsRequest {
 
 export interface AccountPlanSummary {
   account: string;
+  /** The part, "k/n", when the account was split (docs/engine.md, "Parts"). */
+  part?: { number: number; of: number };
   name?: string;
   workflowId: string;
   digest: string;
@@ -59,6 +61,8 @@ export interface ConfirmApprovalRequest {
   role: 'organization';
   parentWorkflowId: string;
   account: string;
+  /** The part of the account the run covers, when the account was split. */
+  part?: number;
   digest: string;
 }
 
@@ -68,14 +72,19 @@ function refusal(type: string, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true });
 }
 
+/** The consolidated plan's change id for an account, or one part of it. */
+export function accountEntryId(account: string, part?: number): string {
+  return part === undefined ? `account/${account}` : `account/${account}/part-${part}`;
+}
+
 /** The change that stands for one account in the consolidated plan: its plan's digest is what is approved. */
 export function accountChange(summary: AccountPlanSummary, organizationId: string, managementAccount: string): Change {
   return {
-    id: `account/${summary.account}`,
+    id: accountEntryId(summary.account, summary.part?.number),
     stage: 'accounts',
     action: 'remediate-account',
     resource: `arn:aws:organizations::${managementAccount}:account/${organizationId}/${summary.account}`,
-    summary: `${summary.changes} change(s) in ${summary.account}${summary.name ? ` (${summary.name})` : ''}: plan ${summary.digest} (run ${summary.workflowId})`,
+    summary: `${summary.changes} change(s) in ${summary.account}${summary.name ? ` (${summary.name})` : ''}${summary.part ? `, part ${summary.part.number} of ${summary.part.of}` : ''}: plan ${summary.digest} (run ${summary.workflowId})`,
     before: { plan: summary.digest, changes: summary.changes, leftAlone: summary.leftAlone, run: summary.workflowId },
     after: { outcome: 'completed' },
     reversible: true,
@@ -179,7 +188,7 @@ export function createOrganizationRunActivities(deps: { aws: AwsClients; tempora
       const quorum = parent.policy?.quorum ?? Number.POSITIVE_INFINITY;
       if (!parent.plan || approvals.length < quorum) return { ok: false, reason: `organization run ${request.parentWorkflowId} has ${approvals.length} approval(s) of its plan, short of its quorum of ${parent.policy?.quorum ?? '?'}` };
       if (parent.decisions.some((d) => d.decision === 'reject')) return { ok: false, reason: `organization run ${request.parentWorkflowId} was rejected` };
-      const entry = (await allChanges(deps.temporal(), request.parentWorkflowId, parent)).find((c) => c.id === `account/${request.account}`);
+      const entry = (await allChanges(deps.temporal(), request.parentWorkflowId, parent)).find((c) => c.id === accountEntryId(request.account, request.part));
       const approvedDigest = (entry?.before as { plan?: string } | undefined)?.plan;
       if (approvedDigest !== request.digest) {
         return { ok: false, reason: `the approved organization plan ${parent.plan.digest} ${approvedDigest ? `names plan ${approvedDigest} for account ${request.account}, not ${request.digest}` : `does not include account ${request.account}`}` };

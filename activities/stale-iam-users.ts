@@ -8,14 +8,15 @@ import { ApplicationFailure, log } from '@temporalio/activity';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { Json } from '../common/json';
 import type { KindParams } from '../common/kinds';
-import { KINDS } from '../common/kinds';
+import { KINDS, resolveKindParams } from '../common/kinds';
 import { parseDuration } from '../common/duration';
 import type { Change, ChangeOutcome, KindPlan, LeftAlone, VerifyCheck, VerifyResult } from '../common/plan';
 import { iamPrincipalOf, principalMatches } from '../common/policy';
-import type { AccountRef, ApplyBatchResult, BatchRequest, ChangeRequest, PlanRequest, RollbackRequest, SnapshotBatchResult, VerifyRequest } from '../common/requests';
+import type { AccountRef, PartitionRequest, PartitionResult, ApplyBatchResult, BatchRequest, ChangeRequest, PlanRequest, RollbackRequest, SnapshotBatchResult, VerifyRequest } from '../common/requests';
 import type { AwsClients } from './aws/clients';
 import { isAwsError } from './aws/errors';
 import { assessStaleness, fetchCredentialReport, parseCredentialReport } from './iam/credential-report';
+import type { CredentialReportRow } from './iam/credential-report';
 import type { IamUserSnapshot } from './iam/user-lifecycle';
 import {
   disableAsRecorded,
@@ -43,6 +44,20 @@ const LEFT_ALONE_LISTED = 500;
 export interface StaleIamUserDeps {
   aws: AwsClients;
   now?: () => Date;
+}
+
+/**
+ * A key's last use from its credential-report row, matched by creation time (the report's
+ * `access_key_N_last_rotated` is when key N was created): two calls per user saved at planning.
+ * undefined when no slot matches (the key is newer than the report): then it is read live.
+ */
+function reportLastUse(row: CredentialReportRow): (key: { createDate: string | null }) => string | null | undefined {
+  return (key) => {
+    if (!key.createDate) return undefined;
+    const created = Math.floor(Date.parse(key.createDate) / 1000);
+    const slot = row.accessKeys.find((k) => k.lastRotated !== null && Math.floor(Date.parse(k.lastRotated) / 1000) === created);
+    return slot ? slot.lastUsed : undefined;
+  };
 }
 
 /** The candidate just before `user`: where a page that stops at `user` ends. */
@@ -131,8 +146,18 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       // Pages (docs/engine.md, "Plan pages"): users in name order, this page starting after the cursor.
       const cursor = request.page?.cursor;
       const budget = request.page?.budgetBytes ?? Number.POSITIVE_INFINITY;
-      const inPage = (name: string): boolean => cursor === undefined || name > cursor;
-      const candidates: { arn: string; user: string; lastActivity: string; passwordEnabled: boolean; certificates: number }[] = [];
+      // A part of the account (an organization-wide run split it): only users in its name range.
+      const part = request.part;
+      const inPart = (name: string): boolean => (part?.after === undefined || name > part.after) && (part?.through === undefined || name <= part.through);
+      const inPage = (name: string): boolean => inPart(name) && (cursor === undefined || name > cursor);
+      const candidates: {
+        arn: string;
+        user: string;
+        lastActivity: string;
+        passwordEnabled: boolean;
+        certificates: number;
+        lastUsedOf: (key: { createDate: string | null }) => string | null | undefined;
+      }[] = [];
       const ordered = [...rows].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
       const leftAloneOf = new Map<string, LeftAlone[]>();
       const leaveAlone = (user: string, entry: LeftAlone): void => {
@@ -161,7 +186,14 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
             leaveAlone(row.user, { resource: row.arn, reason: 'no-active-credentials', detail: 'a credential-less user: a separate finding, not removed', review: true });
             break;
           case 'stale':
-            candidates.push({ arn: row.arn, user: row.user, lastActivity: verdict.lastActivity, passwordEnabled: row.passwordEnabled === true, certificates: row.certificates.filter((c) => c.active).length });
+            candidates.push({
+              arn: row.arn,
+              user: row.user,
+              lastActivity: verdict.lastActivity,
+              passwordEnabled: row.passwordEnabled === true,
+              certificates: row.certificates.filter((c) => c.active).length,
+              lastUsedOf: reportLastUse(row),
+            });
             break;
           default:
             verdict satisfies never;
@@ -187,7 +219,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
             for (let i = index++; i < end; i = index++) {
               const c = candidates[i] as (typeof candidates)[number];
               keepAlive({ assessing: c.user });
-              const snapshot = await snapshotIamUserCredentials(iam, c.user, { ...lifecycleOptions(), forReview: true, loginProfileKnown: true });
+              const snapshot = await snapshotIamUserCredentials(iam, c.user, { ...lifecycleOptions(), forReview: true, loginProfileKnown: true, lastUsedFromReport: c.lastUsedOf });
               if (snapshot && c.passwordEnabled) snapshot.loginProfile = { createDate: '', passwordResetRequired: false };
               assessed.set(c.user, { snapshot });
             }
@@ -269,6 +301,30 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
         notes: [...notes, `controls: ${KINDS['stale-iam-users'].controls.join(', ')}`],
         ...(nextCursor !== undefined ? { nextCursor } : {}),
       };
+    },
+
+    /**
+     * Split an account into parts of at most `maxUsers` idle users each, by user name (docs/engine.md,
+     * "Parts"): the credential report, read once, says which users are candidates; the part boundaries
+     * are names, so each part's run plans its own range against live state.
+     */
+    async partitionStaleIamUsers(request: PartitionRequest): Promise<PartitionResult> {
+      const params = resolveKindParams('stale-iam-users', request.params) as KindParams<'stale-iam-users'>;
+      const iam = await iamOf(request);
+      const at = now();
+      const report = await fetchCredentialReport(iam, { now: at, maxAgeMs: aws.settings.emulator === 'moto' ? null : REPORT_MAX_AGE_MS });
+      const maxIdleMs = parseDuration(params.maxIdle);
+      const exempt = new Set(params.exempt);
+      const names = parseCredentialReport(report.csv)
+        .filter((r) => !r.isRoot && !exempt.has(r.user) && assessStaleness(r, { now: at, maxIdleMs }).verdict === 'stale')
+        .map((r) => r.user)
+        .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      const parts: PartitionResult['parts'] = [];
+      for (let i = 0; i < names.length; i += request.maxPerPart) {
+        const slice = names.slice(i, i + request.maxPerPart);
+        parts.push({ ...(i > 0 ? { after: names[i - 1] } : {}), ...(i + request.maxPerPart < names.length ? { through: slice.at(-1) } : {}) });
+      }
+      return { candidates: names.length, parts: parts.length > 0 ? parts : [{}] };
     },
 
     async snapshotStaleIamUser(request: ChangeRequest): Promise<Json> {

@@ -197,6 +197,7 @@ async function start(values: Values, positionals: string[], out: Output): Promis
   if (selector !== undefined && account !== undefined) throw new UsageError('--accounts and --account do not go together: --accounts runs across the organization, --account in one account');
   if (selector === undefined && values.concurrency !== undefined) throw new UsageError('--concurrency goes with --accounts');
   let concurrency: number | undefined;
+  let partSize: number | undefined;
   if (selector !== undefined) {
     const terms = selector.split(',').map((t) => t.trim()).filter(Boolean);
     const bad = terms.find((t) => t !== 'all' && !/^\d{12}$/.test(t) && !/^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$/.test(t));
@@ -205,6 +206,12 @@ async function start(values: Values, positionals: string[], out: Output): Promis
       concurrency = Number(values.concurrency);
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 50) throw new UsageError('--concurrency must be a whole number from 1 to 50');
     }
+    if (values['part-size'] !== undefined) {
+      partSize = Number(values['part-size']);
+      if (!Number.isInteger(partSize) || partSize < 1 || partSize > 2000) throw new UsageError('--part-size must be a whole number from 1 to 2000');
+    }
+  } else if (values['part-size'] !== undefined) {
+    throw new UsageError('--part-size goes with --accounts');
   }
   const target = selector === undefined ? await targetAccount(account, out) : 'organization';
   const { client, close } = await connectClient();
@@ -213,7 +220,7 @@ async function start(values: Values, positionals: string[], out: Output): Promis
     const started =
       selector === undefined
         ? await client.start({ kind, account: target, params, requestedBy, dryRun, idSuffix: suffix })
-        : await client.startOrganization({ kind, accounts: selector, params, requestedBy, dryRun, ...(concurrency ? { concurrency } : {}), idSuffix: suffix });
+        : await client.startOrganization({ kind, accounts: selector, params, requestedBy, dryRun, ...(concurrency ? { concurrency } : {}), ...(partSize ? { partSize } : {}), idSuffix: suffix });
     out.line(started.workflowId);
     if (values['no-wait']) {
       out.result(started);
@@ -597,6 +604,7 @@ function buildProgram(out: Output, state: { code: number; help: string[] }): Com
       'run across the organization with ONE approval: all, or comma-separated account ids, OU ids (ou-…) and the root (r-…). Each account runs on its own (its own plan, soaks, rollback and history); one consolidated plan names every account\'s plan digest. Not with --account.',
     )
     .option('--concurrency <N>', 'with --accounts: accounts planning, or applying, at once (default 4, at most 50)')
+    .option('--part-size <N>', 'with --accounts: an account with more than N resources to change (stale-iam-users: idle users) runs as several parts, each its own run, under the one approval (default 2000, at most 2000)')
     .option('--dry-run', 'plan only: the run ends "planned" and nothing can be approved or changed')
     .option('--as <WHO>', 'who is requesting (default: $COUNTERSIGN_USER or your login); they cannot approve')
     .option('--id-suffix <S>', 'run a separate scope concurrently: workflow id <kind>/<account>/<S>')

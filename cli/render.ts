@@ -92,7 +92,7 @@ export function renderAccounts(status: RemediationStatus): string[] {
   for (const a of status.accounts.slice(0, 200)) {
     const plan = a.digest ? `, ${a.changes ?? 0} change(s), plan ${a.digest.slice(0, 12)}…` : '';
     const p = a.progress ? `, ${a.progress.applied} applied, ${a.progress.failed} failed, ${a.progress.rolledBack} rolled back` : '';
-    lines.push(`    ${a.account}${a.name ? ` (${a.name})` : ''}  ${a.outcome ?? a.phase}${plan}${p}  run ${a.workflowId}${a.outcomeReason && a.outcome !== 'completed' ? ` — ${a.outcomeReason}` : ''}`);
+    lines.push(`    ${a.account}${a.name ? ` (${a.name})` : ''}${a.part ? ` part ${a.part.number}/${a.part.of}` : ''}  ${a.outcome ?? a.phase}${plan}${p}  run ${a.workflowId}${a.outcomeReason && a.outcome !== 'completed' ? ` — ${a.outcomeReason}` : ''}`);
   }
   if (status.accounts.length > 200) lines.push(`    … and ${status.accounts.length - 200} more`);
   return lines;

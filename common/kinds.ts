@@ -16,6 +16,11 @@ export interface KindSpec<P extends ParamSpecs = ParamSpecs> {
   /** Where it runs: any account of the organization, or only the management account. */
   scope: 'account' | 'management';
   params: P;
+  /**
+   * An activity that splits one account's work into parts by a range of resource names, so an account
+   * too large for one run's history runs as several under one approval (docs/engine.md, "Parts").
+   */
+  partition?: string;
 }
 
 /** Keeps each entry's parameter types precise while checking it is a KindSpec. */
@@ -26,6 +31,7 @@ function defineKind<P extends ParamSpecs>(spec: KindSpec<P>): KindSpec<P> {
 export const KINDS = {
   'stale-iam-users': defineKind({
     workflowType: 'removeStaleIamUsers',
+    partition: 'partitionStaleIamUsers',
     summary:
       'Disable, soak, then remove IAM users whose every active credential has been idle past maxIdle (credential report).',
     controls: ['CC6.2', 'CC6.3', 'CC8.1'],

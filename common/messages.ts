@@ -26,6 +26,16 @@ export interface RemediationInput {
    * account's plan is approved as part of the organization's one consolidated plan, not on its own.
    */
   organization?: { parentWorkflowId: string };
+  /** Set with `organization`: this run covers one part of its account, by resource name (docs/engine.md, "Parts"). */
+  part?: AccountPart;
+}
+
+/** One part of an account: resource names after `after` (exclusive) through `through` (inclusive). */
+export interface AccountPart {
+  number: number;
+  of: number;
+  after?: string;
+  through?: string;
 }
 
 /** An organization-wide run's input: one kind, run in every selected account, one approval. */
@@ -38,6 +48,8 @@ export interface OrganizationInput {
   dryRun?: boolean;
   /** Accounts planning, or applying, at once (default 4). */
   concurrency?: number;
+  /** Resources per part when a large account is split (default 2,000; docs/engine.md, "Parts"). */
+  partSize?: number;
 }
 
 export const organizationInputSchema = z
@@ -48,6 +60,7 @@ export const organizationInputSchema = z
     requestedBy: z.string().trim().min(1, { error: 'requestedBy must name who requested the run' }).max(256),
     dryRun: z.boolean().optional(),
     concurrency: z.number().int().min(1).max(50).optional(),
+    partSize: z.number().int().min(1).max(2_000).optional(),
   })
   .strict();
 
@@ -55,6 +68,8 @@ export const organizationInputSchema = z
 export interface AccountRun {
   account: string;
   name?: string;
+  /** One part of a large account (docs/engine.md, "Parts"). */
+  part?: AccountPart;
   /** The account's own run (its history is that account's evidence). */
   workflowId: string;
   phase: 'waiting' | 'planning' | 'planned' | 'applying' | 'done';
@@ -95,6 +110,10 @@ export const remediationInputSchema = z
     requestedBy: z.string({ error: 'requestedBy must name who requested the run' }).trim().min(1, { error: 'requestedBy must name who requested the run' }).max(DECISION_LIMITS_APPROVER),
     dryRun: z.boolean().optional(),
     organization: z.object({ parentWorkflowId: z.string().min(1).max(512) }).strict().optional(),
+    part: z
+      .object({ number: z.number().int().min(1), of: z.number().int().min(1).max(1_000), after: z.string().max(256).optional(), through: z.string().max(256).optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -2,6 +2,7 @@
 import type { Json } from './json';
 import type { Change, ChangeResult } from './plan';
 import type { EffectivePolicy } from './policy';
+import type { AccountPart } from './messages';
 
 /**
  * What the engine sends an activity for: the worker marks activities by this role (evidence reads the
@@ -72,6 +73,8 @@ export interface PlanRequest<P = Record<string, unknown>> extends AccountRef {
    * `nextCursor`; a kind that does not page ignores it and returns its whole plan.
    */
   page?: PlanPageRequest;
+  /** The part of the account this run covers (a kind with a partition activity plans only that range). */
+  part?: AccountPart;
 }
 
 export interface PlanPageRequest {
@@ -144,4 +147,21 @@ export interface VerifyRequest extends AccountRef {
   applied: { change: Change; result: ChangeResult }[];
   /** 1-based page number when the applied changes come in pages. */
   page?: number;
+}
+
+/** A kind's partition activity (KindSpec.partition): how to split one account into parts. */
+export interface PartitionRequest extends AccountRef {
+  role: 'organization';
+  kind: string;
+  /** The run's raw parameters (the activity types them with the kind's declarations). */
+  params: Record<string, string>;
+  /** The most resources (of what the kind changes) one part may take. */
+  maxPerPart: number;
+}
+
+export interface PartitionResult {
+  /** Resources the kind would change, all parts together (as read now; each part plans live). */
+  candidates: number;
+  /** Name ranges in order; one empty range when the account needs no split. */
+  parts: { after?: string; through?: string }[];
 }

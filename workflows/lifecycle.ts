@@ -104,6 +104,12 @@ export const BOUNDS = {
   batchSize: 100,
   /** Plan pages: beyond this the plan is refused at planning (split the scope). */
   maxPlanPages: 200,
+  /**
+   * The plan JSON one run carries to the end. History holds a change about ten times over (the plan,
+   * its snapshot and apply batches, their results, verification): 3 MiB of plan is about 30 MiB of
+   * history, under Temporal's 50 MiB limit. An organization-wide run splits a larger account into parts.
+   */
+  runPlanBytes: 3 * 1024 * 1024,
   /** Items a status answer lists (changes, left alone, results, checks); the `details` query pages through the rest. */
   listed: 200,
   /** Items per `details` page. */
@@ -335,6 +341,7 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
       policy,
       target,
       protectedPrincipals,
+      ...(input.part ? { part: input.part } : {}),
     };
     // The plan in pages, each under the payload budget, their digests chained into the one an
     // approver approves (docs/engine.md, "Plan pages"). A kind that does not page returns one.
@@ -368,6 +375,16 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
     }
     if (plan.changes.length === 0) return finish('no-op', 'nothing to change');
     if (status.dryRun) return finish('planned', 'dry run: the plan was not submitted for approval');
+    // A run's history holds its plan several times over (snapshots, batches, verification): past
+    // BOUNDS.runPlanBytes of plan it could not finish within Temporal's history limit. Refused now,
+    // with the way to run it, before anything changes.
+    const planBytes = JSON.stringify(plan.changes).length;
+    if (planBytes > BOUNDS.runPlanBytes) {
+      return finish(
+        'failed',
+        `the plan's ${plan.changes.length} changes (${Math.round(planBytes / 1048576)} MiB) are more than one run can carry to the end; nothing was submitted or changed — run it with \`countersign start ${input.kind} --accounts ${target.account}\`, which splits the account into parts under one approval, or narrow the scope (parameters)`,
+      );
+    }
     if (plan.changes.length > policy.maxChanges) {
       return finish(
         'failed',
@@ -395,7 +412,7 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
       if (rejection()) return finish('rejected', `rejected by ${byWhom()}`);
       if (!decided) return finish('expired', `no verdict from organization run ${parentWorkflowId} before ${status.expiresAt}`);
       if (orgDecision?.decision === 'approve') {
-        const request: ConfirmApprovalRequest = { role: 'organization', parentWorkflowId, account: target.account, digest: plan.digest };
+        const request: ConfirmApprovalRequest = { role: 'organization', parentWorkflowId, account: target.account, ...(input.part ? { part: input.part.number } : {}), digest: plan.digest };
         const confirmed = await callActivity<ApprovalConfirmation, ConfirmApprovalRequest>({ name: 'confirmOrganizationApproval', options: ENGINE_ACTIVITY }, 'organization', request);
         if (!confirmed.ok) return finish('failed', `the organization approval could not be confirmed, so nothing was changed: ${confirmed.reason}`);
         status.organization.consolidatedDigest = confirmed.consolidatedDigest;

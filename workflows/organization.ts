@@ -29,6 +29,7 @@ import {
 } from '@temporalio/workflow';
 import { KIND_ATTRIBUTE, OUTCOME_ATTRIBUTE, PHASE_ATTRIBUTE } from '../common/search-attributes';
 import type { Activities } from '../activities';
+import type { PartitionRequest, PartitionResult } from '../common/requests';
 import type { AccountPlanned, AccountRun, Outcome, OrganizationDecision, OrganizationInput, RemediationInput, RemediationStatus } from '../common/messages';
 import { accountPlannedSignal, decideSignal, decideUpdate, detailsQuery, organizationDecisionSignal, organizationInputSchema, statusQuery } from '../common/messages';
 import { KINDS, isKindName } from '../common/kinds';
@@ -44,6 +45,8 @@ const ENGINE: ActivityOptions = {
 };
 
 const DEFAULT_CONCURRENCY = 4;
+/** Users (of what a kind changes) per part of a split account: about 2.6 MiB of plan, under BOUNDS.runPlanBytes. */
+const DEFAULT_PART_SIZE = 2_000;
 
 function failureMessage(err: unknown): string {
   return err instanceof Error ? (err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message) : String(err);
@@ -79,8 +82,8 @@ export async function organizationRemediation(rawInput: OrganizationInput): Prom
   const planned = new Map<string, AccountPlanned>();
   setHandler(accountPlannedSignal, (report) => {
     const run = accounts.find((a) => a.account === report?.account && a.workflowId === report?.workflowId);
-    if (!run || planned.has(run.account)) return; // only the runs this run started, once each
-    planned.set(run.account, report);
+    if (!run || planned.has(run.workflowId)) return; // only the runs this run started, once each
+    planned.set(run.workflowId, report);
     run.phase = 'planned';
     run.digest = String(report.digest).slice(0, 64);
     run.changes = Number(report.changes) || 0;
@@ -122,8 +125,42 @@ export async function organizationRemediation(rawInput: OrganizationInput): Prom
     status.policy = policy;
     phase('planning');
     const selection = await proxyActivities<Activities>({ ...ENGINE, activityId: 'target' }).resolveAccounts({ role: 'target', workflowId: info.workflowId, selector: input.accounts });
-    for (const a of selection.accounts) accounts.push({ account: a.account, ...(a.name ? { name: a.name } : {}), workflowId: `${info.workflowId}/${a.account}`, phase: 'waiting' });
     const concurrency = input.concurrency ?? DEFAULT_CONCURRENCY;
+    // An account too large for one run's history is split into parts by resource name, when the kind
+    // can (docs/engine.md, "Parts"); each part is a run of its own under the same one approval.
+    const partition = KINDS[input.kind].partition as (keyof Activities & string) | undefined;
+    const partsOf = new Map<string, PartitionResult['parts']>();
+    if (partition) {
+      const queue = [...selection.accounts];
+      await Promise.all(
+        Array.from({ length: Math.min(concurrency, queue.length) }, async () => {
+          for (let a = queue.shift(); a; a = queue.shift()) {
+            const account = a.account;
+            const split = proxyActivities<Record<string, (r: PartitionRequest) => Promise<PartitionResult>>>({ ...ENGINE, activityId: `partition:${account}` })[partition] as (r: PartitionRequest) => Promise<PartitionResult>;
+            // An account that cannot be read (its role cannot be assumed…) gets one run, which fails on
+            // its own with the reason, as any account's run does.
+            const parts = await split({ role: 'organization', workflowId: info.workflowId, account, region: '', kind: input.kind, params: input.params, maxPerPart: input.partSize ?? DEFAULT_PART_SIZE }).then(
+              (r) => r.parts,
+              () => [{}],
+            );
+            partsOf.set(account, parts);
+          }
+        }),
+      );
+    }
+    for (const a of selection.accounts) {
+      const parts = partsOf.get(a.account) ?? [{}];
+      parts.forEach((range, i) => {
+        const split = parts.length > 1;
+        accounts.push({
+          account: a.account,
+          ...(a.name ? { name: a.name } : {}),
+          ...(split ? { part: { number: i + 1, of: parts.length, ...range } } : {}),
+          workflowId: split ? `${info.workflowId}/${a.account}/part-${i + 1}` : `${info.workflowId}/${a.account}`,
+          phase: 'waiting',
+        });
+      });
+    }
 
     /** An account's run, started now; its result lands on its AccountRun whenever it ends. */
     const launch = async (run: AccountRun): Promise<void> => {
@@ -135,6 +172,7 @@ export async function organizationRemediation(rawInput: OrganizationInput): Prom
         requestedBy: input.requestedBy,
         ...(input.dryRun ? { dryRun: true } : {}),
         organization: { parentWorkflowId: info.workflowId },
+        ...(run.part ? { part: run.part } : {}),
       };
       const handle = await startChild<(i: RemediationInput) => Promise<RemediationStatus>>(workflowType, {
         workflowId: run.workflowId,
@@ -156,13 +194,13 @@ export async function organizationRemediation(rawInput: OrganizationInput): Prom
           run.outcomeReason = failureMessage(err);
         },
       );
-      children.set(run.account, { handle, result });
+      children.set(run.workflowId, { handle, result });
     };
     const settled = (run: AccountRun) => run.phase === 'planned' || run.phase === 'done';
     /** The verdict, to an account's run; one that has ended meanwhile (expired, failed, cancelled) is past telling. */
     const tell = async (run: AccountRun, decision: OrganizationDecision): Promise<void> => {
       if (run.phase === 'done') return;
-      await children.get(run.account)?.handle.signal(organizationDecisionSignal, decision).catch((err: unknown) => {
+      await children.get(run.workflowId)?.handle.signal(organizationDecisionSignal, decision).catch((err: unknown) => {
         if (run.phase !== 'done') log.warn('could not tell an account run the verdict', { account: run.account, error: failureMessage(err) });
       });
     };
@@ -179,7 +217,15 @@ export async function organizationRemediation(rawInput: OrganizationInput): Prom
     if (ready.length === 0) return finish(...rollUp(accounts, status));
 
     // One plan for all: each account's plan digest, sealed into the digest an approver approves.
-    const summaries = ready.map((a) => ({ account: a.account, ...(a.name ? { name: a.name } : {}), workflowId: a.workflowId, digest: a.digest as string, changes: a.changes ?? 0, leftAlone: planned.get(a.account)?.leftAlone ?? 0 }));
+    const summaries = ready.map((a) => ({
+      account: a.account,
+      ...(a.name ? { name: a.name } : {}),
+      ...(a.part ? { part: { number: a.part.number, of: a.part.of } } : {}),
+      workflowId: a.workflowId,
+      digest: a.digest as string,
+      changes: a.changes ?? 0,
+      leftAlone: planned.get(a.workflowId)?.leftAlone ?? 0,
+    }));
     const notes = [
       `${ready.length} account(s) to change, ${ended.length} with nothing to approve (${ended.map((a) => `${a.account}: ${a.outcome}`).slice(0, 20).join(', ')})`,
       ...selection.skipped.map((s) => `${s.account} left out: ${s.reason}`),

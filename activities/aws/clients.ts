@@ -15,6 +15,7 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 // Types only (erased at build): the SDK clients' own middleware types, from the package they come from.
 import type { FinalizeHandler, FinalizeHandlerArguments, FinalizeHandlerOutput, HandlerExecutionContext, MiddlewareStack } from '@smithy/types';
+import { retryStrategy } from './retry';
 import { AwsRateLimits, defaultRateLimitSettings, rateLimitSettingsFromEnv } from './rate-limit';
 import type { RateLimitSettings } from './rate-limit';
 
@@ -46,6 +47,13 @@ export interface AwsSettings {
 export const DEFAULT_ACCOUNT_ROLE = 'OrganizationAccountAccessRole';
 
 /**
+ * SDK attempts per AWS call on real AWS (adaptive mode: backoff with jitter and a client-side rate
+ * limiter). At 30 % throttling a call still fails after 8 attempts about once in 15,000; Temporal's
+ * retry policy, and the batch checkpoints, own the longer horizon (docs/aws.md §6.4).
+ */
+export const AWS_DEFAULT_ATTEMPTS = 8;
+
+/**
  * Real AWS (no endpoint override) retries in 'adaptive' mode unless the retry mode was set: the
  * standard backoff with jitter plus the SDK's client-side token bucket, which slows a client down
  * after throttling. An emulator keeps 'standard' (it makes one attempt anyway, §0). `configured` is
@@ -72,7 +80,7 @@ export function awsSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): AwsSet
     endpoint,
     emulator,
     // Against moto an unimplemented operation is an HTML 500 the SDK would retry: one attempt there.
-    maxAttempts: Number.isInteger(attempts) && attempts > 0 ? attempts : emulator ? 1 : 3,
+    maxAttempts: Number.isInteger(attempts) && attempts > 0 ? attempts : emulator ? 1 : AWS_DEFAULT_ATTEMPTS,
     retryMode: defaultRetryMode(endpoint, undefined, env.AWS_RETRY_MODE),
     rateLimits: rateLimitSettingsFromEnv(env, { endpoint }),
     accountRole: env.COUNTERSIGN_ACCOUNT_ROLE || DEFAULT_ACCOUNT_ROLE,
@@ -122,7 +130,9 @@ export async function resolveAwsSettings(env: NodeJS.ProcessEnv = process.env): 
     if (!region) throw new Error(noRegionMessage(process.env.AWS_PROFILE || process.env.AWS_DEFAULT_PROFILE || undefined));
     const endpoint = process.env.AWS_ENDPOINT_URL || (await probe.config.serviceConfiguredEndpoint?.()) || undefined;
     const sdkAttempts = await probe.config.maxAttempts();
-    const maxAttempts = emulator && !process.env.AWS_MAX_ATTEMPTS ? 1 : sdkAttempts;
+    // The SDK's default of 3 attempts gives up on a throttling spell a busy account sees every day; unless
+    // AWS_MAX_ATTEMPTS (or a profile's max_attempts other than 3) says otherwise, Countersign makes 8.
+    const maxAttempts = emulator && !process.env.AWS_MAX_ATTEMPTS ? 1 : !process.env.AWS_MAX_ATTEMPTS && sdkAttempts === 3 ? AWS_DEFAULT_ATTEMPTS : sdkAttempts;
     return {
       region,
       endpoint,
@@ -239,6 +249,7 @@ export class AccountClients {
       region,
       maxAttempts: this.settings.maxAttempts,
       retryMode: this.settings.retryMode ?? 'standard',
+      retryStrategy: retryStrategy(this.settings.retryMode ?? 'standard', this.settings.maxAttempts),
       requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000 },
       ...(this.settings.endpoint ? { endpoint: this.settings.endpoint } : {}),
       ...(this.credentials ? { credentials: this.credentials } : {}),

@@ -33,7 +33,12 @@ export function disabledState(s: CredentialState): CredentialState {
   return { ...s, accessKeys: s.accessKeys.map((k) => ({ ...k, status: 'Inactive' })), loginProfile: false };
 }
 
-const later = (a: string | null, b: string | null): boolean => a !== null && (b === null || Date.parse(a) > Date.parse(b));
+/**
+ * `a` is a later use than `b`. Within a minute counts as the same use: the plan may take a key's last
+ * use from the credential report and the re-check from GetAccessKeyLastUsed, which need not round alike;
+ * a use after approval is never that close to a last use already older than maxIdle.
+ */
+const later = (a: string | null, b: string | null): boolean => a !== null && (b === null || Date.parse(a) > Date.parse(b) + 60_000);
 
 /**
  * Why the live user differs from the approved state, or undefined. `disable` tolerates what the disable

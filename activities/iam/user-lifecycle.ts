@@ -193,7 +193,10 @@ async function listServiceSpecificCredentials(
       marker = page.Marker;
     }
   } catch (err) {
-    if (opts?.emulator === 'moto' && classifyAwsError(err, { emulator: 'moto' }).category === 'unimplemented') return null;
+    // moto implements no ListServiceSpecificCredentials: its HTML 500 — or, when AWS_MAX_ATTEMPTS makes
+    // the SDK retry that 500, a throttle or 5xx injected in front of moto on the last attempt — means the
+    // list cannot be read there. A refusal (AccessDenied) still propagates: fail closed.
+    if (opts?.emulator === 'moto' && classifyAwsError(err, { emulator: 'moto' }).category !== 'permanent') return null;
     throw err;
   }
   return out;
@@ -362,6 +365,12 @@ export async function snapshotIamUserCredentials(
     forReview?: boolean;
     /** The console password's presence is already known (the credential report): not read again. */
     loginProfileKnown?: boolean;
+    /**
+     * A key's last use as the credential report gives it (matched by creation time), or undefined to
+     * ask GetAccessKeyLastUsed: planning reads the report anyway, and the re-check before the change
+     * reads each key's last use live.
+     */
+    lastUsedFromReport?: (key: { id: string; createDate: string | null }) => string | null | undefined;
   },
 ): Promise<IamUserSnapshot | null> {
   const now = opts?.now ?? (() => new Date());
@@ -378,6 +387,11 @@ export async function snapshotIamUserCredentials(
   for (const key of await listAccessKeys(iam, userName)) {
     const id = key.AccessKeyId;
     if (!id) continue;
+    const fromReport = opts?.lastUsedFromReport?.({ id, createDate: iso(key.CreateDate) });
+    if (fromReport !== undefined) {
+      accessKeys.push({ id, status: key.Status === 'Active' ? 'Active' : 'Inactive', createDate: iso(key.CreateDate) ?? '', lastUsed: fromReport, lastUsedService: null, lastUsedRegion: null });
+      continue;
+    }
     let lastUsed: { LastUsedDate?: Date; ServiceName?: string; Region?: string } | undefined;
     try {
       lastUsed = (await iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: id }))).AccessKeyLastUsed;

@@ -155,3 +155,30 @@ it('takes no forged verdict: an account run confirms its approval with the organ
   expect(final.outcomeReason).toContain('rejected by dana.approver (not now)');
   expect(await userNames(iam)).toEqual(['idle-3']);
 }, 120_000);
+
+it('splits an account into parts by user name, each its own run, under one approval', async () => {
+  const iam = await iamAs(auditor, alpha);
+  const users = ['p-a', 'p-b', 'p-c', 'p-d', 'p-e'];
+  for (const user of users) {
+    await iam.send(new CreateUserCommand({ UserName: user }));
+    await iam.send(new CreateAccessKeyCommand({ UserName: user }));
+  }
+  await sleep(2_500);
+  const env = { ...stack.env, AWS_ACCESS_KEY_ID: worker.id, AWS_SECRET_ACCESS_KEY: worker.secret };
+  const started = await runCli(['start', 'stale-iam-users', '--accounts', alpha, '--part-size', '2', '--param', 'maxIdle=2s', '--param', 'soak=1s', '--as', 'riley.operator', '--id-suffix', stack.uniqueSuffix(), '--json'], env);
+  if (started.code !== 0) throw new Error(`countersign start exited ${started.code}:\n${started.stderr}\n${started.stdout}`);
+  const { workflowId, status } = JSON.parse(started.stdout) as { workflowId: string; status: RemediationStatus };
+  // idle-3 from the test before is still there: six idle users, parts of two, in name order.
+  expect(status.accounts!.map((a) => [a.part?.number, a.part?.of, a.changes])).toEqual([
+    [1, 3, 4],
+    [2, 3, 4],
+    [3, 3, 4],
+  ]);
+  expect(status.plan!.changes.map((c) => c.id)).toEqual([1, 2, 3].map((k) => `account/${alpha}/part-${k}`));
+  const approve = await runCli(['approve', workflowId, '--as', 'dana.approver', '--plan', status.plan!.digest], env);
+  expect(approve.code).toBe(0);
+  const final = await stack.remediations.waitFor(workflowId, (s) => s.phase === 'done', { timeoutMs: 120_000 });
+  expect(final.outcome).toBe('completed');
+  expect(final.progress.applied).toBe(12);
+  expect(await userNames(iam)).toEqual([]);
+}, 180_000);

@@ -57,7 +57,7 @@ describe('resolveAwsSettings', () => {
     process.env.AWS_PROFILE = 'p';
     const settings = await resolveAwsSettings();
     expect(settings.region).toBe('eu-west-3');
-    expect(settings.maxAttempts).toBe(3);
+    expect(settings.maxAttempts).toBe(8);
     expect(settings.retryMode).toBe('adaptive');
     expect(settings.endpoint).toBeUndefined();
   });
@@ -122,7 +122,7 @@ describe('resolveAwsSettings', () => {
 
 describe('awsSettingsFromEnv (explicit env, for tests and the sandbox)', () => {
   it('keeps its explicit rules', () => {
-    expect(awsSettingsFromEnv({ AWS_REGION: 'eu-central-1' })).toMatchObject({ region: 'eu-central-1', maxAttempts: 3 });
+    expect(awsSettingsFromEnv({ AWS_REGION: 'eu-central-1' })).toMatchObject({ region: 'eu-central-1', maxAttempts: 8 });
     expect(awsSettingsFromEnv({ COUNTERSIGN_AWS_EMULATOR: 'moto', AWS_MAX_ATTEMPTS: '2' })).toMatchObject({ emulator: 'moto', maxAttempts: 2 });
   });
 });
