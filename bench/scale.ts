@@ -63,6 +63,8 @@ interface Options {
   concurrency: number;
   floor: boolean;
   json: boolean;
+  /** Member accounts of an organization and one organization-wide run, even for --accounts 1. */
+  organization: boolean;
 }
 
 const HELP_AFTER = `
@@ -126,12 +128,13 @@ function parseOptions(argv: string[]): Options {
     .option('--soak <DURATION>', 'the soak between disable and delete (e.g. 1s, 30s)', durationArg, '1s')
     .option('--concurrency <N>', "users at once per account in the floor (Countersign's per-batch concurrency is 8)", integerIn(1, 1_000), 8)
     .option('--skip-floor', 'do not run the plain-script floor')
+    .option('--organization', 'seed member accounts of an organization and run one organization-wide run even with --accounts 1 (an account with more than 2,000 idle users runs in parts under the one approval)')
     .option('--json', 'print the figures as one JSON object on stdout (progress goes to stderr)')
     .addHelpText('after', HELP_AFTER)
     .showHelpAfterError('(add --help for what each flag does)');
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ accounts: number; users: number; latency: number; soak: string; concurrency: number; skipFloor?: boolean; json?: boolean }>();
-  return { accounts: o.accounts, users: o.users, latency: o.latency, soak: o.soak, concurrency: o.concurrency, floor: !o.skipFloor, json: o.json === true };
+  const o = program.opts<{ accounts: number; users: number; latency: number; soak: string; concurrency: number; skipFloor?: boolean; json?: boolean; organization?: boolean }>();
+  return { accounts: o.accounts, users: o.users, latency: o.latency, soak: o.soak, concurrency: o.concurrency, floor: !o.skipFloor, json: o.json === true, organization: o.organization === true || o.accounts > 1 };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -204,7 +207,7 @@ async function seed(moto: MotoSandbox, options: Options, say: (line: string) => 
   const t0 = Date.now();
   const own = await ownAccount(moto.endpoint);
   let accountIds: string[];
-  if (options.accounts === 1) {
+  if (!options.organization) {
     accountIds = [own];
   } else {
     const organization = await seedOrganization(moto.endpoint, {
@@ -388,12 +391,12 @@ async function approve(client: RemediationClient, workflowId: string, status: Re
   if (!reply.accepted) throw new Error(`${workflowId}: the approval was refused: ${reply.refusal.message}`);
 }
 
-async function runCountersign(stack: Stack, estate: Estate, params: Record<string, string>, onPlanned: () => Promise<void>, say: (line: string) => void): Promise<CountersignRun> {
+async function runCountersign(stack: Stack, estate: Estate, params: Record<string, string>, onPlanned: () => Promise<void>, say: (line: string) => void, organization: boolean): Promise<CountersignRun> {
   const client = new RemediationClient(stack.client, stack.taskQueue);
   const accounts = estate.accounts.map((a) => a.account);
   const startOrganization = (RemediationClient.prototype as unknown as { startOrganization?: OrganizationStart }).startOrganization;
   const t0 = Date.now();
-  if (accounts.length > 1 && typeof startOrganization === 'function') {
+  if (organization && typeof startOrganization === 'function') {
     const { workflowId } = await startOrganization.call(client, { kind: 'stale-iam-users', accounts: accounts.join(','), params, requestedBy: REQUESTER });
     say(`started the organization-wide run ${workflowId} over ${accounts.length} accounts`);
     const awaiting = await client.waitFor(workflowId, (s) => s.phase === 'awaiting-approval', WAIT);
@@ -485,7 +488,7 @@ async function main(): Promise<void> {
     const idleness = await prepareIdleness(stack.moto, estate, out);
     const params = { maxIdle: idleness.maxIdle, soak: options.soak };
     p.reset();
-    const run = await runCountersign(stack, estate, params, idleness.stop, out).finally(() => idleness.stop());
+    const run = await runCountersign(stack, estate, params, idleness.stop, out, options.organization).finally(() => idleness.stop());
     const stats = p.stats();
     const rssKiB = process.resourceUsage().maxRSS;
     const checks = await Promise.all(estate.accounts.map((a) => checkAccount(stack!.moto, estate.own, a)));
