@@ -28,6 +28,7 @@ import {
   snapshotIamUserCredentials,
 } from './iam/user-lifecycle';
 import { batchResults, runBatch, snapshotResults } from './batch';
+import type { BatchRun } from './batch';
 import { keepAlive } from './heartbeat';
 import type { CredentialState } from './iam/user-drift';
 import { EXEMPT_TAG, credentialDrift, credentialState, disabledState, notInSnapshot, recordedInSnapshot, usedSince } from './iam/user-drift';
@@ -80,6 +81,11 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
   /** IAM in the run's account: the worker's own, or through the assumed role (activities/aws/clients.ts). */
   const iamOf = async (ref: AccountRef): Promise<IAMClient> => (await aws.forAccount(ref)).iam();
   const lifecycleOptions = () => ({ emulator: aws.settings.emulator, now });
+  const batchOptions = (request: BatchRequest) => ({ concurrency: BATCH_CONCURRENCY, budgetBytes: request.budgetBytes, errors: { emulator: aws.settings.emulator } });
+  const logged = (what: string, request: BatchRequest, run: BatchRun<ChangeOutcome>): ApplyBatchResult => {
+    log.info(what, { workflowId: request.workflowId, changes: request.changes.length, done: run.done.length, failed: run.failed.length });
+    return batchResults(run);
+  };
 
   /**
    * The user as re-read may differ from the approved resource (moved to another path, renamed into a
@@ -431,7 +437,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
           const forApply = snapshot && full ? ({ ...snapshot, inlinePolicies: snapshot.inlinePolicies.map((p) => ({ name: p.name, document: '' })), notes: [] } as unknown as Json) : undefined;
           return { snapshot: snapshot as unknown as Json, ...(forApply !== undefined ? { forApply } : {}) };
         },
-        { concurrency: BATCH_CONCURRENCY, budgetBytes: request.budgetBytes, errors: { emulator: aws.settings.emulator } },
+        batchOptions(request),
       );
       return snapshotResults(run);
     },
@@ -458,10 +464,9 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
             observed: { ...done, activeBefore: snapshot.accessKeys.filter((k) => k.status === 'Active').map((k) => k.id) },
           };
         },
-        { concurrency: BATCH_CONCURRENCY, budgetBytes: request.budgetBytes, errors: { emulator: aws.settings.emulator } },
+        batchOptions(request),
       );
-      log.info('disabled stale IAM users', { workflowId: request.workflowId, changes: request.changes.length, done: run.done.length, failed: run.failed.length });
-      return batchResults(run);
+      return logged('disabled stale IAM users', request, run);
     },
 
     async deleteStaleIamUsers(request: BatchRequest): Promise<ApplyBatchResult> {
@@ -491,10 +496,9 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
             observed: { ...expectations, removed: done.removed as unknown as Json },
           };
         },
-        { concurrency: BATCH_CONCURRENCY, budgetBytes: request.budgetBytes, errors: { emulator: aws.settings.emulator } },
+        batchOptions(request),
       );
-      log.info('deleted stale IAM users', { workflowId: request.workflowId, changes: request.changes.length, done: run.done.length, failed: run.failed.length });
-      return batchResults(run);
+      return logged('deleted stale IAM users', request, run);
     },
 
     async reenableStaleIamUsers(request: BatchRequest): Promise<ApplyBatchResult> {

@@ -106,35 +106,65 @@ export class RemediationClient {
   async start(request: StartRequest): Promise<{ workflowId: string; runId: string }> {
     const workflowId = workflowIdFor(request.kind, request.account, request.idSuffix);
     const { idSuffix: _ignored, ...input } = request;
+    return this.launch(KINDS[request.kind].workflowType, workflowId, input satisfies RemediationInput, {
+      kind: request.kind,
+      account: request.account,
+      requestedBy: request.requestedBy,
+      memo: { kind: request.kind, requestedBy: request.requestedBy, account: request.account, dryRun: request.dryRun === true, phase: 'starting' },
+      running: `a ${request.kind} remediation for account ${request.account} is already running (${workflowId}); watch it with \`countersign status ${workflowId}\`, or reject it before starting another`,
+    });
+  }
+
+  /**
+   * Start an organization-wide run: the kind in every selected account, one consolidated plan, one
+   * approval (workflows/organization.ts). Workflow id `<kind>/organization[/<suffix>]`.
+   */
+  async startOrganization(request: OrganizationInput & { kind: KindName; idSuffix?: string }): Promise<{ workflowId: string; runId: string }> {
+    const workflowId = workflowIdFor(request.kind, 'organization', request.idSuffix);
+    const { idSuffix: _ignored, ...input } = request;
+    return this.launch('organizationRemediation', workflowId, input satisfies OrganizationInput, {
+      kind: request.kind,
+      account: 'organization',
+      requestedBy: request.requestedBy,
+      memo: { kind: request.kind, requestedBy: request.requestedBy, account: 'organization', accounts: request.accounts, dryRun: request.dryRun === true, phase: 'starting' },
+      running: `an organization-wide ${request.kind} run is already running as ${workflowId}; \`countersign status ${workflowId}\` shows it (or use --id-suffix for a separate one)`,
+    });
+  }
+
+  /**
+   * Start a workflow with Countersign's search attributes — or, on a namespace without them, without
+   * (the engine then keeps to the memo, and `list` filters client-side). A second run of the same id
+   * fails with `running`.
+   */
+  private async launch(
+    workflowType: string,
+    workflowId: string,
+    input: RemediationInput | OrganizationInput,
+    meta: { kind: string; account: string; requestedBy: string; memo: Record<string, unknown>; running: string },
+  ): Promise<{ workflowId: string; runId: string }> {
     const typedSearchAttributes: SearchAttributePair[] = [
-      { key: KIND_ATTRIBUTE, value: request.kind },
-      { key: ACCOUNT_ATTRIBUTE, value: request.account },
-      { key: REQUESTED_BY_ATTRIBUTE, value: request.requestedBy },
+      { key: KIND_ATTRIBUTE, value: meta.kind },
+      { key: ACCOUNT_ATTRIBUTE, value: meta.account },
+      { key: REQUESTED_BY_ATTRIBUTE, value: meta.requestedBy },
       { key: PHASE_ATTRIBUTE, value: 'starting' },
     ];
     const startWith = (searchAttributes: SearchAttributePair[] | undefined) =>
-      this.client.workflow.start(KINDS[request.kind].workflowType, {
+      this.client.workflow.start(workflowType, {
         taskQueue: this.taskQueue,
         workflowId,
-        args: [input satisfies RemediationInput],
+        args: [input],
         workflowIdConflictPolicy: 'FAIL',
-        memo: { kind: request.kind, requestedBy: request.requestedBy, account: request.account, dryRun: request.dryRun === true, phase: 'starting' },
+        memo: meta.memo,
         ...(searchAttributes ? { typedSearchAttributes: searchAttributes } : {}),
       });
     try {
-      // A namespace without Countersign's search attributes refuses them: the run starts without
-      // (the engine then keeps to the memo, and `list` filters client-side).
       const handle = await startWith(typedSearchAttributes).catch((err: unknown) => {
         if (unknownSearchAttribute(err)) return startWith(undefined);
         throw err;
       });
       return { workflowId, runId: handle.firstExecutionRunId };
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        throw new CommandFailed(
-          `a ${request.kind} remediation for account ${request.account} is already running (${workflowId}); watch it with \`countersign status ${workflowId}\`, or reject it before starting another`,
-        );
-      }
+      if (err instanceof WorkflowExecutionAlreadyStartedError) throw new CommandFailed(meta.running);
       throw err;
     }
   }
@@ -146,42 +176,6 @@ export class RemediationClient {
   /** The status: the live query while running, the recorded result once closed (no worker needed). */
   async status(workflowId: string, runId?: string): Promise<RemediationStatus> {
     return (await this.runStatus(workflowId, runId)).status;
-  }
-
-  /**
-   * Start an organization-wide run: the kind in every selected account, one consolidated plan, one
-   * approval (workflows/organization.ts). Workflow id `<kind>/organization[/<suffix>]`.
-   */
-  async startOrganization(request: OrganizationInput & { kind: KindName; idSuffix?: string }): Promise<{ workflowId: string; runId: string }> {
-    const workflowId = workflowIdFor(request.kind, 'organization', request.idSuffix);
-    const { idSuffix: _ignored, ...input } = request;
-    const typedSearchAttributes: SearchAttributePair[] = [
-      { key: KIND_ATTRIBUTE, value: request.kind },
-      { key: ACCOUNT_ATTRIBUTE, value: 'organization' },
-      { key: REQUESTED_BY_ATTRIBUTE, value: request.requestedBy },
-      { key: PHASE_ATTRIBUTE, value: 'starting' },
-    ];
-    const startWith = (searchAttributes: SearchAttributePair[] | undefined) =>
-      this.client.workflow.start('organizationRemediation', {
-        taskQueue: this.taskQueue,
-        workflowId,
-        args: [input satisfies OrganizationInput],
-        workflowIdConflictPolicy: 'FAIL',
-        memo: { kind: request.kind, requestedBy: request.requestedBy, account: 'organization', accounts: request.accounts, dryRun: request.dryRun === true, phase: 'starting' },
-        ...(searchAttributes ? { typedSearchAttributes: searchAttributes } : {}),
-      });
-    try {
-      const handle = await startWith(typedSearchAttributes).catch((err: unknown) => {
-        if (unknownSearchAttribute(err)) return startWith(undefined);
-        throw err;
-      });
-      return { workflowId, runId: handle.firstExecutionRunId };
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        throw new CommandFailed(`an organization-wide ${request.kind} run is already running as ${workflowId}; \`countersign status ${workflowId}\` shows it (or use --id-suffix for a separate one)`);
-      }
-      throw err;
-    }
   }
 
   /**

@@ -212,15 +212,11 @@ function enterPhase(status: RemediationStatus, phase: Phase): void {
   if (workflowInfo().typedSearchAttributes.get(KIND_ATTRIBUTE) !== undefined) upsertSearchAttributes([{ key: PHASE_ATTRIBUTE, value: phase }]);
 }
 
-export async function runRemediation(rawInput: RemediationInput, def: RemediationDefinition): Promise<RemediationStatus> {
-  const info = workflowInfo();
-  const checked = remediationInputSchema.safeParse(rawInput);
-  const input: RemediationInput = checked.success
-    ? checked.data
-    : { kind: String((rawInput as Partial<RemediationInput> | undefined)?.kind ?? 'unknown').slice(0, 64), params: {}, requestedBy: 'unknown' };
-  const status: RemediationStatus = {
+/** A run's status before anything has happened (a remediation's, or an organization-wide run's). */
+export function initialStatus(input: { kind: string; requestedBy: string; dryRun?: boolean }, workflowId: string): RemediationStatus {
+  return {
     kind: input.kind,
-    workflowId: info.workflowId,
+    workflowId,
     phase: 'starting',
     requestedBy: input.requestedBy,
     dryRun: input.dryRun === true,
@@ -231,6 +227,15 @@ export async function runRemediation(rawInput: RemediationInput, def: Remediatio
     progress: { total: 0, applied: 0, leftAlone: 0, skipped: 0, failed: 0, rolledBack: 0 },
     results: [],
   };
+}
+
+export async function runRemediation(rawInput: RemediationInput, def: RemediationDefinition): Promise<RemediationStatus> {
+  const info = workflowInfo();
+  const checked = remediationInputSchema.safeParse(rawInput);
+  const input: RemediationInput = checked.success
+    ? checked.data
+    : { kind: String((rawInput as Partial<RemediationInput> | undefined)?.kind ?? 'unknown').slice(0, 64), params: {}, requestedBy: 'unknown' };
+  const status = initialStatus(input, info.workflowId);
   const gate = new ApprovalGate(status);
   // An account's run of an organization-wide run: the organization run's verdict on the consolidated
   // plan (confirmed by an activity before anything is applied), and a halt it relays.
@@ -545,6 +550,16 @@ function partialProgress(err: unknown): Json | undefined {
   return found?.observed;
 }
 
+/** A change's result, into the status and its progress counts. */
+function recordResult(status: RemediationStatus, result: ChangeResult): void {
+  status.results.push(result);
+  const p = status.progress;
+  if (result.status === 'applied' || result.status === 'already-done') p.applied++;
+  else if (result.status === 'left-alone') p.leftAlone++;
+  else if (result.status === 'skipped') p.skipped++;
+  else if (result.status === 'failed') p.failed++;
+}
+
 function failureMessage(err: unknown): string {
   return err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
 }
@@ -557,12 +572,7 @@ async function runStage(stage: Stage, ctx: StageContext, halted: () => boolean):
   let failed = 0;
   const record = (result: ChangeResult): void => {
     finished.add(result.changeId);
-    status.results.push(result);
-    const p = status.progress;
-    if (result.status === 'applied' || result.status === 'already-done') p.applied++;
-    else if (result.status === 'left-alone') p.leftAlone++;
-    else if (result.status === 'skipped') p.skipped++;
-    else if (result.status === 'failed') p.failed++;
+    recordResult(status, result);
   };
   const runOne = async (change: Change): Promise<void> => {
     // A dependency in this same stage was started earlier (plans list dependencies first) but may still
@@ -824,14 +834,7 @@ async function runBatchedStage(stage: Stage, ctx: StageContext, halted: () => bo
   const size = stage.batchSize ?? BOUNDS.batchSize;
   let failed = 0;
   let sequence = 0;
-  const record = (result: ChangeResult): void => {
-    status.results.push(result);
-    const p = status.progress;
-    if (result.status === 'applied' || result.status === 'already-done') p.applied++;
-    else if (result.status === 'left-alone') p.leftAlone++;
-    else if (result.status === 'skipped') p.skipped++;
-    else if (result.status === 'failed') p.failed++;
-  };
+  const record = (result: ChangeResult): void => recordResult(status, result);
   const now = () => new Date().toISOString();
   const take = (): Change[] => {
     const batch: Change[] = [];

@@ -36,7 +36,7 @@ import { KINDS, isKindName } from '../common/kinds';
 import type { Json } from '../common/json';
 import { ApprovalGate, sameIdentity } from './approval';
 import { durationMs } from './durations';
-import { boundedView, detailsPage } from './lifecycle';
+import { boundedView, detailsPage, initialStatus } from './lifecycle';
 
 const ENGINE: ActivityOptions = {
   startToCloseTimeout: '5m',
@@ -56,20 +56,7 @@ export async function organizationRemediation(rawInput: OrganizationInput): Prom
   const info = workflowInfo();
   const checked = organizationInputSchema.safeParse(rawInput);
   const input = checked.success ? checked.data : { kind: 'unknown', accounts: '', params: {}, requestedBy: 'unknown' };
-  const status: RemediationStatus = {
-    kind: input.kind,
-    workflowId: info.workflowId,
-    phase: 'starting',
-    requestedBy: input.requestedBy,
-    dryRun: input.dryRun === true,
-    startedAt: new Date().toISOString(),
-    decisions: [],
-    refused: [],
-    decisionsReceived: 0,
-    progress: { total: 0, applied: 0, leftAlone: 0, skipped: 0, failed: 0, rolledBack: 0 },
-    results: [],
-    accounts: [],
-  };
+  const status: RemediationStatus = { ...initialStatus(input, info.workflowId), accounts: [] };
   const accounts = status.accounts as AccountRun[];
   const gate = new ApprovalGate(status);
   let fullPlan: RemediationStatus['plan'];

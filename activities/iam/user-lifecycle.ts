@@ -206,6 +206,60 @@ async function listAccessKeys(iam: IAMClient, userName: string) {
   return collect(paginateListAccessKeys({ client: iam }, { UserName: userName }), (p) => p.AccessKeyMetadata);
 }
 
+
+/** GetUser's user, or undefined when there is none. */
+async function getUser(iam: IAMClient, userName: string) {
+  try {
+    return (await iam.send(new GetUserCommand({ UserName: userName }))).User;
+  } catch (err) {
+    if (isNoSuchEntity(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * A user's access keys with their last use: from GetAccessKeyLastUsed, or — `lean`, for an Inactive
+ * key — unknown, or — `lastUsedFromReport` — the credential report's. A key deleted meanwhile is noted.
+ */
+async function readAccessKeys(
+  iam: IAMClient,
+  userName: string,
+  notes: string[],
+  opts?: { lean?: boolean; lastUsedFromReport?: (key: { id: string; createDate: string | null }) => string | null | undefined },
+): Promise<IamUserSnapshot['accessKeys']> {
+  const accessKeys: IamUserSnapshot['accessKeys'] = [];
+  for (const key of await listAccessKeys(iam, userName)) {
+    keepAlive();
+    const id = key.AccessKeyId;
+    if (!id) continue;
+    if (key.Status !== 'Active' && key.Status !== 'Inactive') notes.push(`access key ${id} has status ${String(key.Status)}; recorded as Inactive`);
+    const status = key.Status === 'Active' ? 'Active' : 'Inactive';
+    const createDate = iso(key.CreateDate);
+    const known = opts?.lean && status === 'Inactive' ? null : opts?.lastUsedFromReport?.({ id, createDate });
+    if (known !== undefined) {
+      accessKeys.push({ id, status, createDate: createDate ?? '', lastUsed: known, lastUsedService: null, lastUsedRegion: null });
+      continue;
+    }
+    let lastUsed: { LastUsedDate?: Date; ServiceName?: string; Region?: string } | undefined;
+    try {
+      lastUsed = (await iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: id }))).AccessKeyLastUsed;
+    } catch (err) {
+      if (!isNoSuchEntity(err)) throw err;
+      notes.push(`access key ${id} was deleted while the snapshot was taken`);
+      continue;
+    }
+    accessKeys.push({
+      id,
+      status,
+      createDate: createDate ?? '',
+      lastUsed: iso(lastUsed?.LastUsedDate),
+      lastUsedService: notApplicable(lastUsed?.ServiceName),
+      lastUsedRegion: notApplicable(lastUsed?.Region),
+    });
+  }
+  return accessKeys;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Snapshot
 // ---------------------------------------------------------------------------------------------
@@ -213,13 +267,7 @@ async function listAccessKeys(iam: IAMClient, userName: string) {
 /** Everything needed to recreate the user (§5.2), or null when the user does not exist. */
 export async function snapshotIamUser(iam: IAMClient, userName: string, opts?: IamLifecycleOptions): Promise<IamUserSnapshot | null> {
   const now = opts?.now ?? (() => new Date());
-  let user;
-  try {
-    user = (await iam.send(new GetUserCommand({ UserName: userName }))).User;
-  } catch (err) {
-    if (isNoSuchEntity(err)) return null;
-    throw err;
-  }
+  const user = await getUser(iam, userName);
   if (!user) return null;
   const notes: string[] = [];
 
@@ -262,35 +310,7 @@ export async function snapshotIamUser(iam: IAMClient, userName: string, opts?: I
     if (!isNoSuchEntity(err)) throw err;
   }
 
-  const accessKeys: IamUserSnapshot['accessKeys'] = [];
-  for (const key of await listAccessKeys(iam, userName)) {
-    keepAlive();
-    const id = key.AccessKeyId;
-    if (!id) continue;
-    if (key.Status !== 'Active' && key.Status !== 'Inactive') {
-      notes.push(`access key ${id} has status ${String(key.Status)}; recorded as Inactive`);
-    }
-    let lastUsed: { LastUsedDate?: Date; ServiceName?: string; Region?: string } | undefined;
-    if (opts?.lean && key.Status !== 'Active') {
-      accessKeys.push({ id, status: 'Inactive', createDate: iso(key.CreateDate) ?? '', lastUsed: null, lastUsedService: null, lastUsedRegion: null });
-      continue;
-    }
-    try {
-      lastUsed = (await iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: id }))).AccessKeyLastUsed;
-    } catch (err) {
-      if (!isNoSuchEntity(err)) throw err;
-      notes.push(`access key ${id} was deleted while the snapshot was taken`);
-      continue;
-    }
-    accessKeys.push({
-      id,
-      status: key.Status === 'Active' ? 'Active' : 'Inactive',
-      createDate: iso(key.CreateDate) ?? '',
-      lastUsed: iso(lastUsed?.LastUsedDate),
-      lastUsedService: notApplicable(lastUsed?.ServiceName),
-      lastUsedRegion: notApplicable(lastUsed?.Region),
-    });
-  }
+  const accessKeys = await readAccessKeys(iam, userName, notes, opts);
 
   const mfaDevices = (await collect(paginateListMFADevices({ client: iam }, { UserName: userName }), (p) => p.MFADevices))
     .filter((d) => d.SerialNumber !== undefined)
@@ -374,41 +394,10 @@ export async function snapshotIamUserCredentials(
   },
 ): Promise<IamUserSnapshot | null> {
   const now = opts?.now ?? (() => new Date());
-  let user;
-  try {
-    user = (await iam.send(new GetUserCommand({ UserName: userName }))).User;
-  } catch (err) {
-    if (isNoSuchEntity(err)) return null;
-    throw err;
-  }
+  const user = await getUser(iam, userName);
   if (!user) return null;
   const notes: string[] = [];
-  const accessKeys: IamUserSnapshot['accessKeys'] = [];
-  for (const key of await listAccessKeys(iam, userName)) {
-    const id = key.AccessKeyId;
-    if (!id) continue;
-    const fromReport = opts?.lastUsedFromReport?.({ id, createDate: iso(key.CreateDate) });
-    if (fromReport !== undefined) {
-      accessKeys.push({ id, status: key.Status === 'Active' ? 'Active' : 'Inactive', createDate: iso(key.CreateDate) ?? '', lastUsed: fromReport, lastUsedService: null, lastUsedRegion: null });
-      continue;
-    }
-    let lastUsed: { LastUsedDate?: Date; ServiceName?: string; Region?: string } | undefined;
-    try {
-      lastUsed = (await iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: id }))).AccessKeyLastUsed;
-    } catch (err) {
-      if (!isNoSuchEntity(err)) throw err;
-      notes.push(`access key ${id} was deleted while the snapshot was taken`);
-      continue;
-    }
-    accessKeys.push({
-      id,
-      status: key.Status === 'Active' ? 'Active' : 'Inactive',
-      createDate: iso(key.CreateDate) ?? '',
-      lastUsed: iso(lastUsed?.LastUsedDate),
-      lastUsedService: notApplicable(lastUsed?.ServiceName),
-      lastUsedRegion: notApplicable(lastUsed?.Region),
-    });
-  }
+  const accessKeys = await readAccessKeys(iam, userName, notes, opts);
   let loginProfile: IamUserSnapshot['loginProfile'] = null;
   if (!opts?.loginProfileKnown) {
     try {
