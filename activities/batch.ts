@@ -36,6 +36,8 @@ export interface BatchOptions {
   errors?: AwsErrorContext;
   /** Keep starting changes after one fails for good (a rollback undoes everything it can). */
   continueAfterFailure?: boolean;
+  /** Every operation the batch makes is one the emulator implements (see `permanent`). */
+  implemented?: boolean;
 }
 
 export interface BatchRun<T> {
@@ -53,11 +55,18 @@ interface Checkpoint<T> {
   failed: ChangeResult[];
 }
 
-/** Whether an error means "this change cannot be done" (true) or "try the attempt again" (false). */
-function permanent(err: unknown, errors: AwsErrorContext): boolean {
+/**
+ * Whether an error means "this change cannot be done" (true) or "try the attempt again" (false). An
+ * emulator's unparsed 5xx is normally "not implemented" (never retried: docs/aws.md §6.3); a batch of
+ * operations the emulator does implement says so (`implemented`), and then it is the emulator failing
+ * under load — moto answers an HTML 500 now and then with thousands of users — and is retried.
+ */
+function permanent(err: unknown, errors: AwsErrorContext, implemented: boolean): boolean {
   if (err instanceof ApplicationFailure) return err.nonRetryable === true;
-  if (err instanceof PartialChangeError) return permanent(err.failure, errors);
-  return !classifyAwsError(err, errors).retryable;
+  if (err instanceof PartialChangeError) return permanent(err.failure, errors, implemented);
+  const c = classifyAwsError(err, errors);
+  if (c.category === 'unimplemented' && implemented) return false;
+  return !c.retryable;
 }
 
 export async function runBatch<T>(changes: Change[], work: (change: Change) => Promise<T>, options: BatchOptions): Promise<BatchRun<T>> {
@@ -84,7 +93,7 @@ export async function runBatch<T>(changes: Change[], work: (change: Change) => P
         done.set(change.id, value);
         bytes += jsonBytes(value) + change.id.length + 32;
       } catch (err) {
-        if (!permanent(err, errors)) {
+        if (!permanent(err, errors, options.implemented === true)) {
           retryable ??= err;
           return;
         }

@@ -81,7 +81,9 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
   /** IAM in the run's account: the worker's own, or through the assumed role (activities/aws/clients.ts). */
   const iamOf = async (ref: AccountRef): Promise<IAMClient> => (await aws.forAccount(ref)).iam();
   const lifecycleOptions = () => ({ emulator: aws.settings.emulator, now });
-  const batchOptions = (request: BatchRequest) => ({ concurrency: BATCH_CONCURRENCY, budgetBytes: request.budgetBytes, errors: { emulator: aws.settings.emulator } });
+  // Every IAM operation the batches make is one moto implements (ListServiceSpecificCredentials, which
+  // it does not, is handled where it is called).
+  const batchOptions = (request: BatchRequest) => ({ concurrency: BATCH_CONCURRENCY, budgetBytes: request.budgetBytes, errors: { emulator: aws.settings.emulator }, implemented: true });
   const logged = (what: string, request: BatchRequest, run: BatchRun<ChangeOutcome>): ApplyBatchResult => {
     log.info(what, { workflowId: request.workflowId, changes: request.changes.length, done: run.done.length, failed: run.failed.length });
     return batchResults(run);
@@ -517,7 +519,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
           return { status: 'applied', detail: `re-activated ${done.reactivated.length} access key(s)${done.missing.length ? `; ${done.missing.length} no longer exist` : ''}${password}`, observed: done };
         },
         // A rollback carries on past a change it cannot undo: every other change still gets undone.
-        { concurrency: BATCH_CONCURRENCY, budgetBytes: Number.POSITIVE_INFINITY, continueAfterFailure: true, errors: { emulator: aws.settings.emulator } },
+        { ...batchOptions(request), budgetBytes: Number.POSITIVE_INFINITY, continueAfterFailure: true },
       );
       return batchResults(run);
     },

@@ -122,3 +122,16 @@ describe('plan pages', () => {
     expect(pagesMatch([p1, p3], plan.digest)).toBe(false);
   });
 });
+
+describe('runBatch and an emulator answering an unparsed 500', () => {
+  const html500 = () => Object.assign(new Error('@aws-sdk XML parse error: mismatched tags <html> and </title>'), { name: 'Error', $metadata: { httpStatusCode: 500 } });
+
+  it('takes it as "not implemented" (the change fails) unless the batch says its operations are implemented', async () => {
+    const run = await runBatch([change(0)], async () => Promise.reject(html500()), { concurrency: 1, budgetBytes: 1_000, errors: { emulator: 'moto' } });
+    expect(run.failed.map((f) => f.changeId)).toEqual(['c/0']);
+  });
+
+  it('retries the attempt when they are: it is the emulator failing under load', async () => {
+    await expect(runBatch([change(0)], async () => Promise.reject(html500()), { concurrency: 1, budgetBytes: 1_000, errors: { emulator: 'moto' }, implemented: true })).rejects.toBeInstanceOf(PartialChangeError);
+  });
+});
