@@ -57,10 +57,13 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: false,
   });
+  // The first lines (where a crash says why, before its stack) and the last ones.
+  const head: string[] = [];
   const tail: string[] = [];
+  let dropped = 0;
   const keep = (chunk: Buffer) => {
-    tail.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-    if (tail.length > 40) tail.splice(0, tail.length - 40);
+    for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) (head.length < 10 ? head : tail).push(line);
+    if (tail.length > 40) dropped += tail.splice(0, tail.length - 40).length;
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
@@ -74,7 +77,7 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     name: options.name,
     pid: child.pid ?? -1,
     child,
-    output: () => tail.join('\n'),
+    output: () => [...head, ...(dropped ? [`… ${dropped} line(s) …`] : []), ...tail].join('\n'),
     stop: () => stopProcess(child),
   };
 

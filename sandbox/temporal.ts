@@ -16,9 +16,21 @@ export interface TemporalDevServer {
   stop(): Promise<void>;
 }
 
-export async function startTemporalDevServer(
-  options: { ui?: boolean; dbFile?: string; onWait?: (ms: number) => void } = {},
-): Promise<TemporalDevServer> {
+/**
+ * Start the dev server; if it exits before it is ready, try once more on other ports. A free port is
+ * free when asked, not when bound: another process (a second stack on this machine) can take it in
+ * between, and the server then exits at start.
+ */
+export async function startTemporalDevServer(options: { ui?: boolean; dbFile?: string; onWait?: (ms: number) => void } = {}): Promise<TemporalDevServer> {
+  try {
+    return await startOnce(options);
+  } catch (err) {
+    if (!/exited with code/.test((err as Error).message)) throw err;
+    return startOnce(options);
+  }
+}
+
+async function startOnce(options: { ui?: boolean; dbFile?: string; onWait?: (ms: number) => void }): Promise<TemporalDevServer> {
   const binary = ensureTemporalCli();
   const [port, uiPort, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const args = [
