@@ -94,7 +94,9 @@ export async function runBatch<T>(changes: Change[], work: (change: Change) => P
         bytes += jsonBytes(value) + change.id.length + 32;
       } catch (err) {
         if (!permanent(err, errors, options.implemented === true)) {
-          retryable ??= err;
+          // Retryable as the attempt's failure too: an emulator's unparsed 5xx would otherwise leave the
+          // activity classified "not implemented", never retried.
+          retryable ??= classifyAwsError(err, errors).category === 'unimplemented' ? ApplicationFailure.create({ type: 'AWS.EmulatorServerError', message: `the emulator failed: ${(err as Error).message}`, nonRetryable: false }) : err;
           return;
         }
         const failure = toActivityFailure(err, errors);

@@ -5,7 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { batchResults, runBatch } from '../../activities/batch';
-import { PartialChangeError } from '../../activities/aws/errors';
+import { PartialChangeError, toActivityFailure } from '../../activities/aws/errors';
 import { chainDigest, pagesMatch, planDigest, planDigestMatches, sealPage, sealPlan } from '../../common/digest';
 import type { Change, ChangeOutcome, PlanBody } from '../../common/plan';
 import { assemblePlan } from '../../common/plan';
@@ -132,6 +132,9 @@ describe('runBatch and an emulator answering an unparsed 500', () => {
   });
 
   it('retries the attempt when they are: it is the emulator failing under load', async () => {
-    await expect(runBatch([change(0)], async () => Promise.reject(html500()), { concurrency: 1, budgetBytes: 1_000, errors: { emulator: 'moto' }, implemented: true })).rejects.toBeInstanceOf(PartialChangeError);
+    const err = await runBatch([change(0)], async () => Promise.reject(html500()), { concurrency: 1, budgetBytes: 1_000, errors: { emulator: 'moto' }, implemented: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PartialChangeError);
+    // …and the activity's failure is retryable (not classified "not implemented").
+    expect(toActivityFailure(err, { emulator: 'moto' }).nonRetryable).toBe(false);
   });
 });
