@@ -173,8 +173,8 @@ async function removeIfPresent(send: () => Promise<unknown>): Promise<boolean> {
 
 /**
  * ListServiceSpecificCredentials, all pages (the SDK has no paginator for it; it takes Marker and
- * MaxItems like the other IAM lists). Returns null only when the emulator is moto and it answered
- * the operation as unimplemented; everything else propagates (fail closed).
+ * MaxItems like the other IAM lists). Returns null only when the emulator is moto, which does not
+ * implement it; a refusal, and everything on real AWS, propagates (fail closed).
  */
 async function listServiceSpecificCredentials(
   iam: IAMClient,
@@ -205,7 +205,6 @@ async function listServiceSpecificCredentials(
 async function listAccessKeys(iam: IAMClient, userName: string) {
   return collect(paginateListAccessKeys({ client: iam }, { UserName: userName }), (p) => p.AccessKeyMetadata);
 }
-
 
 /** GetUser's user, or undefined when there is none. */
 async function getUser(iam: IAMClient, userName: string) {
