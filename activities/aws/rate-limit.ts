@@ -175,14 +175,16 @@ export class Pacer {
 
   constructor(readonly intervalMs: number) {}
 
-  wait(): Promise<void> {
-    if (this.intervalMs <= 0) return Promise.resolve();
+  /** Resolves with the time (ms) this caller's turn began: at least `intervalMs` after the previous turn's. */
+  wait(): Promise<number> {
+    if (this.intervalMs <= 0) return Promise.resolve(Date.now());
     const turn = this.queue.then(async () => {
       // A timer may fire a millisecond early by Date.now(): wait out any remainder.
       while (Date.now() < this.last + this.intervalMs) await new Promise((resolve) => setTimeout(resolve, this.last + this.intervalMs - Date.now()));
       this.last = Date.now();
+      return this.last;
     });
-    this.queue = turn;
+    this.queue = turn.then(() => undefined);
     return turn;
   }
 }
