@@ -69,6 +69,23 @@ function permanent(err: unknown, errors: AwsErrorContext, implemented: boolean):
   return !c.retryable;
 }
 
+function emulatorServerError(err: unknown): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'AWS.EmulatorServerError', message: `the emulator failed: ${(err as Error).message}`, nonRetryable: false });
+}
+
+/**
+ * `read` makes only calls the emulator implements, so an unparsed 5xx from it is the emulator failing
+ * under load (see `permanent`), failed as retryable instead of "not implemented".
+ */
+export async function implementedRead<T>(read: () => Promise<T>, errors: AwsErrorContext): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (classifyAwsError(err, errors).category === 'unimplemented') throw emulatorServerError(err);
+    throw err;
+  }
+}
+
 export async function runBatch<T>(changes: Change[], work: (change: Change) => Promise<T>, options: BatchOptions): Promise<BatchRun<T>> {
   const errors = options.errors ?? {};
   const resumed = resumeFrom<Checkpoint<T>>();
@@ -96,7 +113,7 @@ export async function runBatch<T>(changes: Change[], work: (change: Change) => P
         if (!permanent(err, errors, options.implemented === true)) {
           // Retryable as the attempt's failure too: an emulator's unparsed 5xx would otherwise leave the
           // activity classified "not implemented", never retried.
-          retryable ??= classifyAwsError(err, errors).category === 'unimplemented' ? ApplicationFailure.create({ type: 'AWS.EmulatorServerError', message: `the emulator failed: ${(err as Error).message}`, nonRetryable: false }) : err;
+          retryable ??= classifyAwsError(err, errors).category === 'unimplemented' ? emulatorServerError(err) : err;
           return;
         }
         const failure = toActivityFailure(err, errors);

@@ -27,7 +27,9 @@ import {
   snapshotIamUser,
   snapshotIamUserCredentials,
 } from './iam/user-lifecycle';
-import { batchResults, runBatch, snapshotResults } from './batch';
+import { batchResults, implementedRead, runBatch, snapshotResults } from './batch';
+import type { UserDirectory } from './iam/user-directory';
+import { DIRECTORY_MIN_USERS, readUserDirectory } from './iam/user-directory';
 import type { BatchRun } from './batch';
 import { keepAlive } from './heartbeat';
 import type { CredentialState } from './iam/user-drift';
@@ -52,7 +54,7 @@ export interface StaleIamUserDeps {
  * `access_key_N_last_rotated` is when key N was created): two calls per user saved at planning.
  * undefined when no slot matches (the key is newer than the report): then it is read live.
  */
-function reportLastUse(row: CredentialReportRow): (key: { createDate: string | null }) => string | null | undefined {
+export function reportLastUse(row: CredentialReportRow): (key: { createDate: string | null }) => string | null | undefined {
   return (key) => {
     if (!key.createDate) return undefined;
     const created = Math.floor(Date.parse(key.createDate) / 1000);
@@ -218,8 +220,11 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       // Read ahead in chunks so a page that ends early reads little past its end.
       const CHUNK = 32;
       let taken = 0;
+      // Many candidates left: the account's users in bulk instead of a GetUser each (user-directory.ts).
+      let directory: UserDirectory | undefined;
       for (const candidate of candidates) {
         if (!assessed.has(candidate.user)) {
+          if (!directory && candidates.length - taken >= DIRECTORY_MIN_USERS) directory = await implementedRead(() => readUserDirectory(iam, now), { emulator: aws.settings.emulator });
           const until = Math.min(candidates.length, taken + CHUNK);
           index = taken;
           const end = until;
@@ -227,7 +232,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
             for (let i = index++; i < end; i = index++) {
               const c = candidates[i] as (typeof candidates)[number];
               keepAlive({ assessing: c.user });
-              const snapshot = await snapshotIamUserCredentials(iam, c.user, { ...lifecycleOptions(), forReview: true, loginProfileKnown: true, lastUsedFromReport: c.lastUsedOf });
+              const snapshot = await snapshotIamUserCredentials(iam, c.user, { ...lifecycleOptions(), directory, forReview: true, loginProfileKnown: true, lastUsedFromReport: c.lastUsedOf });
               if (snapshot && c.passwordEnabled) snapshot.loginProfile = { createDate: '', passwordResetRequired: false };
               assessed.set(c.user, { snapshot });
             }
@@ -430,11 +435,16 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
     async snapshotStaleIamUsers(request: BatchRequest): Promise<SnapshotBatchResult> {
       const iam = await iamOf(request);
       const full = request.action === 'delete-user';
+      // Many users: the account's users in bulk first, in this attempt, so each user's own reads are
+      // only what the bulk read lacks (access keys, password, MFA, SSH keys, certificates).
+      const directory = request.changes.length >= DIRECTORY_MIN_USERS ? await implementedRead(() => readUserDirectory(iam, now), batchOptions(request).errors) : undefined;
       const run = await runBatch(
         request.changes,
         async (change) => {
           const name = userNameOf(change);
-          const snapshot = full ? await snapshotIamUser(iam, name, { ...lifecycleOptions(), lean: true }) : await snapshotIamUserCredentials(iam, name, lifecycleOptions());
+          const snapshot = full
+            ? await snapshotIamUser(iam, name, { ...lifecycleOptions(), lean: true, directory })
+            : await snapshotIamUserCredentials(iam, name, { ...lifecycleOptions(), directory });
           // The apply batch needs what to remove, not the policy documents: those stay in this result only.
           const forApply = snapshot && full ? ({ ...snapshot, inlinePolicies: snapshot.inlinePolicies.map((p) => ({ name: p.name, document: '' })), notes: [] } as unknown as Json) : undefined;
           return { snapshot: snapshot as unknown as Json, ...(forApply !== undefined ? { forApply } : {}) };

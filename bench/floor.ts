@@ -3,10 +3,13 @@
  * gate, no history — the AWS calls Countersign's activities make (activities/stale-iam-users.ts), made
  * by the same functions, in the same order, a fixed number of users at once per account:
  *
- *   plan     credential report, then per stale candidate snapshotIamUserCredentials (forReview)
- *   disable  per user: snapshotIamUserCredentials, then disableAsRecorded
+ *   plan     credential report, the account's users in bulk (from 20 candidates), then per stale
+ *            candidate snapshotIamUserCredentials (forReview, key last use from the report)
+ *   disable  per batch of 100 users: the users in bulk (from 20), then per user
+ *            snapshotIamUserCredentials and disableAsRecorded
  *   soak     a sleep
- *   delete   per user: snapshotIamUser (lean), then removeIamUserAsRecorded
+ *   delete   per batch of 100: the users in bulk (from 20), then per user snapshotIamUser (lean) and
+ *            removeIamUserAsRecorded
  *   verify   ListVirtualMFADevices, then a ListUsers listing and GetGroup per group (or, for 20 users
  *            or fewer, GetUser per user and GetGroup per group), as verifyStaleIamUserRemoval does
  *
@@ -22,10 +25,15 @@ import { assessStaleness, fetchCredentialReport, parseCredentialReport } from '.
 import type { IamUserSnapshot } from '../activities/iam/user-lifecycle';
 import { disableAsRecorded, removeIamUserAsRecorded, snapshotIamUser, snapshotIamUserCredentials } from '../activities/iam/user-lifecycle';
 import type { CredentialState } from '../activities/iam/user-drift';
+import { DIRECTORY_MIN_USERS, readUserDirectory } from '../activities/iam/user-directory';
+import type { UserDirectory } from '../activities/iam/user-directory';
+import { reportLastUse } from '../activities/stale-iam-users';
 import { EXEMPT_TAG, credentialDrift, credentialState, disabledState, recordedInSnapshot, usedSince } from '../activities/iam/user-drift';
 
 /** As activities/stale-iam-users.ts: from this many deletions on, verification lists instead of reading each user. */
 const BULK_VERIFY_FROM = 20;
+/** As BATCH_SIZE in workflows/lifecycle.ts (not imported: that module is workflow code). */
+const BATCH_SIZE = 100;
 
 export interface FloorOptions {
   aws: AwsClients;
@@ -86,6 +94,23 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
       problems: [],
     })),
   );
+  // The same reads as the engine's batches of up to BATCH_SIZE users, each reading the users in
+  // bulk first: here one bulk read per block of that many users, made when its first user is reached,
+  // while the users themselves are worked on `concurrency` at a time as before.
+  const inBatches = async <T>(w: AccountWork, items: T[], each: (item: T, directory: UserDirectory | undefined) => Promise<void>): Promise<void> => {
+    const directories = new Map<number, Promise<UserDirectory | undefined>>();
+    const directoryOf = (i: number): Promise<UserDirectory | undefined> => {
+      const block = Math.floor(i / BATCH_SIZE);
+      let read = directories.get(block);
+      if (!read) {
+        const size = Math.min(BATCH_SIZE, items.length - block * BATCH_SIZE);
+        read = size >= DIRECTORY_MIN_USERS ? readUserDirectory(w.iam) : Promise.resolve(undefined);
+        directories.set(block, read);
+      }
+      return read;
+    };
+    await pool(items, concurrency, async (item, i) => each(item, await directoryOf(i)));
+  };
   const phase = async (name: Parameters<NonNullable<FloorOptions['onPhase']>>[0], each: (w: AccountWork) => Promise<void>): Promise<number> => {
     const t = Date.now();
     await Promise.all(work.map(each));
@@ -102,8 +127,9 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
     const candidates = rows
       .filter((row) => assessStaleness(row, { now: at, maxIdleMs: options.maxIdleMs }).verdict === 'stale')
       .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
+    const directory = candidates.length >= DIRECTORY_MIN_USERS ? await readUserDirectory(w.iam) : undefined;
     const assessed = await pool(candidates, concurrency, async (c) => {
-      const snapshot = await snapshotIamUserCredentials(w.iam, c.user, { ...lifecycle, forReview: true, loginProfileKnown: true });
+      const snapshot = await snapshotIamUserCredentials(w.iam, c.user, { ...lifecycle, directory, forReview: true, loginProfileKnown: true, lastUsedFromReport: reportLastUse(c) });
       if (snapshot && c.passwordEnabled === true) snapshot.loginProfile = { createDate: '', passwordResetRequired: false };
       return snapshot;
     });
@@ -118,8 +144,8 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
 
   // Disable: the snapshot batch's read, then the apply batch's drift check and disableAsRecorded.
   const disable = await phase('disabled', async (w) => {
-    await pool(w.planned, concurrency, async (p) => {
-      const snapshot = await snapshotIamUserCredentials(w.iam, p.user, lifecycle);
+    await inBatches(w, w.planned, async (p, directory) => {
+      const snapshot = await snapshotIamUserCredentials(w.iam, p.user, { ...lifecycle, directory });
       if (!snapshot || credentialDrift(p.before, snapshot, 'disable')) {
         w.leftAlone++;
         return;
@@ -136,8 +162,8 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
 
   // Delete: the full (lean) snapshot, the drift check, then removal of exactly what it records.
   const del = await phase('deleted', async (w) => {
-    await pool(w.disabled, concurrency, async (p) => {
-      const snapshot: IamUserSnapshot | null = await snapshotIamUser(w.iam, p.user, { ...lifecycle, lean: true });
+    await inBatches(w, w.disabled, async (p, directory) => {
+      const snapshot: IamUserSnapshot | null = await snapshotIamUser(w.iam, p.user, { ...lifecycle, lean: true, directory });
       if (!snapshot) return;
       if (credentialDrift(disabledState(p.before), snapshot, 'delete')) {
         w.leftAlone++;

@@ -2,13 +2,16 @@
  * `npm run bench:scale`: stale-iam-users at scale on the moto sandbox, against a plain-script floor.
  * Prints figures, asserts nothing. `npm run bench:scale -- --help` explains every flag.
  *
- * The embedded stack (Temporal dev server + moto + the worker in this process, sandbox/stack.ts) runs
- * the remediation; the worker's AWS endpoint is a proxy in front of moto (sandbox/aws-proxy.ts) that
+ * The embedded stack (Temporal dev server + moto, sandbox/stack.ts) and a `countersign worker` child
+ * process (so its peak RSS is its own) run the remediation; the worker's AWS endpoint is a proxy in
+ * front of moto (sandbox/aws-proxy.ts) that
  * adds a latency per call, like real AWS, and counts every call. Seeding and checking go straight to
  * moto: no latency, not counted. The floor (bench/floor.ts) then makes the same AWS calls with no
  * Temporal, through the same proxy, on a freshly seeded copy of the same estate.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -69,7 +72,7 @@ interface Options {
 
 const HELP_AFTER = `
 What it does
-  1. Starts the embedded stack (Temporal dev server, moto, an in-process worker) with the worker's
+  1. Starts the embedded stack (Temporal dev server, moto) and a worker process with the worker's
      AWS endpoint behind a proxy that adds --latency ms to every call and counts it.
   2. Seeds, straight into moto (no latency, not counted): with --accounts 1, the worker's own account;
      otherwise an organization with that many member accounts, reached through
@@ -410,6 +413,13 @@ async function runCountersign(stack: Stack, estate: Estate, params: Record<strin
     const children = ((done as unknown as { accounts?: { workflowId: string; outcome?: string }[] }).accounts ?? []);
     const outcomes: Record<string, string> = { [workflowId]: done.outcome ?? 'none' };
     for (const c of children) outcomes[c.workflowId] = c.outcome ?? 'none';
+    // A run that did not complete: its reason, so a failed figure says why.
+    for (const id of [workflowId, ...children.map((c) => c.workflowId)]) {
+      if (outcomes[id] === 'completed') continue;
+      const status = await client.status(id).catch(() => undefined);
+      const failed = status?.results.find((r) => r.status === 'failed');
+      if (status?.outcomeReason) outcomes[id] = `${outcomes[id]} (${status.outcomeReason}${failed ? `; first failure: ${failed.changeId}: ${failed.detail ?? ''}` : ''})`;
+    }
     return { mode: 'organization', workflowIds: [workflowId, ...children.map((c) => c.workflowId)], planMs, applyMs, wallMs: Date.now() - t0, outcomes, changes: awaiting.progress.total };
   }
   if (accounts.length > 1) say('RemediationClient.startOrganization is not available: one run per account, started at once, each approved');
@@ -453,6 +463,68 @@ function topActions(stats: AwsProxyStats, n = 15): { action: string; calls: numb
     .map(([action, calls]) => ({ action, calls }));
 }
 
+/**
+ * `countersign worker` as a child process of this bench, on the stack's task queue, its AWS endpoint
+ * the proxy. Its peak resident set (VmHWM in /proc/<pid>/status, Linux) is read until it exits, so the
+ * figure is the worker's alone, not the bench's with moto clients, the proxy and the seeding.
+ */
+interface WorkerProcess {
+  pid: number;
+  logPath: string;
+  /** The highest VmHWM read so far, in bytes; undefined where /proc is not available. */
+  peakRssBytes(): number | undefined;
+  stop(): Promise<void>;
+}
+
+function vmHwmBytes(pid: number): number | undefined {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb ? Number(kb) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function startWorkerProcess(stack: Stack, tmp: string): Promise<WorkerProcess> {
+  const logPath = path.join(tmp, 'worker.log');
+  const log = createWriteStream(logPath);
+  const env = { ...process.env, ...stack.env, AWS_ENDPOINT_URL: stack.workerAwsEndpoint, COUNTERSIGN_LOG_LEVEL: 'warn', COUNTERSIGN_METRICS_ADDRESS: '' };
+  const child: ChildProcess = spawn(process.execPath, [path.join(__dirname, '..', 'cli', 'index.js'), 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.pipe(log);
+  let peak: number | undefined;
+  const sample = () => {
+    const now = child.pid !== undefined ? vmHwmBytes(child.pid) : undefined;
+    if (now !== undefined) peak = Math.max(peak ?? 0, now);
+  };
+  const sampler = setInterval(sample, 1000);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.stderr?.pipe(log);
+  // Started once it polls the task queue (its "worker started" line is info, below this log level).
+  let exitCode: number | null | undefined;
+  child.once('exit', (code) => (exitCode = code));
+  for (const deadline = Date.now() + 120_000; ; await sleep(250)) {
+    if (exitCode !== undefined) throw new Error(`the worker exited ${exitCode} before it started; its log: ${logPath}`);
+    if (Date.now() > deadline) throw new Error(`the worker did not start within 120 s; its log: ${logPath}`);
+    const queue = await stack.client.workflowService.describeTaskQueue({ namespace: stack.namespace, taskQueue: { name: stack.taskQueue }, taskQueueType: 1 });
+    if ((queue.pollers ?? []).length > 0) break;
+  }
+  return {
+    pid: child.pid ?? 0,
+    logPath,
+    peakRssBytes: () => {
+      sample();
+      return peak;
+    },
+    async stop() {
+      sample();
+      clearInterval(sampler);
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+      log.end();
+    },
+  };
+}
+
 async function main(): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'; // as in the CLI: the pinned SDK supports Node 20
   const options = parseOptions(process.argv.slice(2));
@@ -468,6 +540,7 @@ async function main(): Promise<void> {
 
   let proxy: AwsProxy | undefined;
   let stack: Stack | undefined;
+  let worker: WorkerProcess | undefined;
   const figures: Record<string, unknown> = { options: { ...options, minimalCallsPerUser: MINIMAL_CALLS_PER_USER } };
   try {
     out(`bench:scale — stale-iam-users, ${options.accounts} account(s) × ${options.users} users, ${options.latency} ms per AWS call, soak ${options.soak}`);
@@ -475,13 +548,15 @@ async function main(): Promise<void> {
       logger: createPino('warn'),
       policyPath,
       say: () => undefined,
+      worker: false,
       workerAwsEndpoint: async (moto) => {
         proxy = await startAwsProxy({ upstream: moto.endpoint, latencyMs: options.latency });
         return proxy.endpoint;
       },
     });
     const p = proxy as unknown as AwsProxy;
-    out(`stack: Temporal ${stack.temporal.address}, moto ${stack.moto.endpoint}, worker in this process through the proxy ${p.endpoint}`);
+    worker = await startWorkerProcess(stack, tmp);
+    out(`stack: Temporal ${stack.temporal.address}, moto ${stack.moto.endpoint}, worker process ${worker.pid} through the proxy ${p.endpoint} (log ${worker.logPath})`);
 
     // --- Countersign
     const estate = await seed(stack.moto, options, out);
@@ -490,7 +565,8 @@ async function main(): Promise<void> {
     p.reset();
     const run = await runCountersign(stack, estate, params, idleness.stop, out, options.organization).finally(() => idleness.stop());
     const stats = p.stats();
-    const rssKiB = process.resourceUsage().maxRSS;
+    const workerRss = worker.peakRssBytes();
+    const benchRssBytes = process.resourceUsage().maxRSS * 1024;
     const checks = await Promise.all(estate.accounts.map((a) => checkAccount(stack!.moto, estate.own, a)));
     const removed = checks.reduce((n, c) => n + c.idleGone, 0);
     const histories = await Promise.all(run.workflowIds.map((id) => historyFigures(stack!.client, id)));
@@ -515,7 +591,8 @@ async function main(): Promise<void> {
     }
     out(`  largest history:       ${largestHistory.events} events, ${kib(largestHistory.payloadBytes)} of payloads (${largestHistory.workflowId}; ${histories.length} workflow(s) read)`);
     out(`  largest payload:       ${kib(largestPayload.largestPayload)} (${largestPayload.workflowId}; Temporal warns past 512 KiB)`);
-    out(`  peak RSS:              ${mib(rssKiB * 1024)} (maxRSS of this process: the worker runs in-process, with the proxy, the clients and the seeding)`);
+    out(`  worker peak RSS:       ${workerRss === undefined ? 'not measured (no /proc here)' : mib(workerRss)} (VmHWM of the worker process)`);
+    out(`  bench peak RSS:        ${mib(benchRssBytes)} (this process: the proxy, the clients, the seeding, the history reads)`);
     figures.countersign = {
       mode: run.mode,
       organizationRunAvailable: run.mode === 'organization',
@@ -538,7 +615,8 @@ async function main(): Promise<void> {
       histories,
       largestHistory,
       largestPayload: { workflowId: largestPayload.workflowId, bytes: largestPayload.largestPayload },
-      peakRssBytes: rssKiB * 1024,
+      workerPeakRssBytes: workerRss ?? null,
+      benchPeakRssBytes: benchRssBytes,
     };
 
     // --- Floor
@@ -595,6 +673,7 @@ async function main(): Promise<void> {
     }
     if (options.json) process.stdout.write(`${JSON.stringify(figures)}\n`);
   } finally {
+    await worker?.stop();
     await stack?.stop();
     await proxy?.close().catch(() => undefined);
     rmSync(tmp, { recursive: true, force: true });

@@ -28,7 +28,10 @@ export interface Stack {
   namespace: string;
   /** Environment for another shell (or the CLI) to use this stack. */
   env: Record<string, string>;
-  worker: Worker;
+  /** The in-process worker; absent with `worker: false`. */
+  worker?: Worker;
+  /** The AWS endpoint the worker uses (workerAwsEndpoint's, or moto's). */
+  workerAwsEndpoint: string;
   stop(): Promise<void>;
 }
 
@@ -43,6 +46,11 @@ export async function startStack(options: {
    * latency proxy in front of moto (bench/scale.ts). Default: moto's own endpoint.
    */
   workerAwsEndpoint?: (moto: MotoSandbox) => Promise<string> | string;
+  /**
+   * false: no worker in this process; the caller runs one (`countersign worker` with `env` and
+   * AWS_ENDPOINT_URL=workerAwsEndpoint), e.g. to measure the worker's own memory (bench/scale.ts).
+   */
+  worker?: boolean;
 }): Promise<Stack> {
   const say = options.say ?? (() => undefined);
   const stops: (() => Promise<void>)[] = [];
@@ -79,26 +87,30 @@ export async function startStack(options: {
 
     const workerEndpoint = options.workerAwsEndpoint ? await options.workerAwsEndpoint(moto) : moto.endpoint;
 
-    const nativeConnection = await NativeConnection.connect({ address: temporal.address });
-    stops.push(() => nativeConnection.close());
-    const { worker, aws } = await createCountersignWorker({
-      connection: nativeConnection,
-      namespace,
-      taskQueue,
-      aws: awsSettingsFromEnv({ ...process.env, ...moto.env, AWS_ENDPOINT_URL: workerEndpoint }),
-      policyPath,
-    });
-    const running = worker.run();
-    stops.push(async () => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running.catch(() => undefined);
-      (aws as AwsClients).destroy();
-    });
+    let worker: Worker | undefined;
+    if (options.worker !== false) {
+      const nativeConnection = await NativeConnection.connect({ address: temporal.address });
+      stops.push(() => nativeConnection.close());
+      const created = await createCountersignWorker({
+        connection: nativeConnection,
+        namespace,
+        taskQueue,
+        aws: awsSettingsFromEnv({ ...process.env, ...moto.env, AWS_ENDPOINT_URL: workerEndpoint }),
+        policyPath,
+      });
+      const running = created.worker.run();
+      stops.push(async () => {
+        if (created.worker.getState() === 'RUNNING') created.worker.shutdown();
+        await running.catch(() => undefined);
+        (created.aws as AwsClients).destroy();
+      });
+      worker = created.worker;
+    }
     const connection = await Connection.connect({ address: temporal.address, channelArgs: CLIENT_CHANNEL_ARGS });
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace });
-    say(`  worker polling task queue "${taskQueue}" with the approval policy ${policyPath}`);
-    return { temporal, moto, client, taskQueue, namespace, env, worker, stop: stopAll };
+    if (worker) say(`  worker polling task queue "${taskQueue}" with the approval policy ${policyPath}`);
+    return { temporal, moto, client, taskQueue, namespace, env, worker, workerAwsEndpoint: workerEndpoint, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -40,6 +40,7 @@ import { PartialChangeError, classifyAwsError, isAwsError } from '../aws/errors'
 import type { Json } from '../../common/json';
 import { keepAlive } from '../heartbeat';
 import { ApplicationFailure } from '@temporalio/common';
+import type { DirectoryUser, UserDirectory } from './user-directory';
 
 export interface IamUserSnapshot {
   userName: string;
@@ -96,6 +97,12 @@ export interface IamLifecycleOptions {
    * since it was deactivated; its last use is recorded as unknown).
    */
   lean?: boolean;
+  /**
+   * The account's users read in bulk just before (activities/iam/user-directory.ts): a user it holds
+   * is not read again with GetUser, and a full snapshot takes its groups and policies from it. A user
+   * it does not hold is read one by one.
+   */
+  directory?: UserDirectory;
 }
 
 export interface RemovedDependent {
@@ -206,6 +213,20 @@ async function listAccessKeys(iam: IAMClient, userName: string) {
   return collect(paginateListAccessKeys({ client: iam }, { UserName: userName }), (p) => p.AccessKeyMetadata);
 }
 
+/** A directory entry in GetUser's shape. */
+function userOfDirectory(u: DirectoryUser) {
+  return {
+    UserName: u.userName,
+    UserId: u.userId,
+    Arn: u.arn,
+    Path: u.path,
+    CreateDate: u.createDate,
+    PasswordLastUsed: u.passwordLastUsed,
+    PermissionsBoundary: u.permissionsBoundary ? { PermissionsBoundaryArn: u.permissionsBoundary } : undefined,
+    Tags: u.tags.map((t) => ({ Key: t.key, Value: t.value })),
+  };
+}
+
 /** GetUser's user, or undefined when there is none. */
 async function getUser(iam: IAMClient, userName: string) {
   try {
@@ -265,40 +286,68 @@ async function readAccessKeys(
 
 /** Everything needed to recreate the user (§5.2), or null when the user does not exist. */
 export async function snapshotIamUser(iam: IAMClient, userName: string, opts?: IamLifecycleOptions): Promise<IamUserSnapshot | null> {
+  return readingDirectory(opts, (o) => readSnapshot(iam, userName, o));
+}
+
+/**
+ * Read with the directory, and once more without it when the user vanished under the per-user reads
+ * (deleted after the directory was read): then the answer is what reading it alone gives.
+ */
+async function readingDirectory<T>(opts: IamLifecycleOptions | undefined, read: (opts: IamLifecycleOptions | undefined) => Promise<T>): Promise<T> {
+  if (!opts?.directory) return read(opts);
+  try {
+    return await read(opts);
+  } catch (err) {
+    if (!isNoSuchEntity(err)) throw err;
+    return read({ ...opts, directory: undefined });
+  }
+}
+
+async function readSnapshot(iam: IAMClient, userName: string, opts?: IamLifecycleOptions): Promise<IamUserSnapshot | null> {
   const now = opts?.now ?? (() => new Date());
-  const user = await getUser(iam, userName);
+  const listed = opts?.directory?.users.get(userName);
+  const user = listed ? userOfDirectory(listed) : await getUser(iam, userName);
   if (!user) return null;
   const notes: string[] = [];
 
-  const tagList = opts?.lean ? [] : await collect(paginateListUserTags({ client: iam }, { UserName: userName }), (p) => p.Tags);
+  const tagList = opts?.lean || listed ? [] : await collect(paginateListUserTags({ client: iam }, { UserName: userName }), (p) => p.Tags);
   const tags = new Map<string, string>();
   for (const t of user.Tags ?? []) if (t.Key !== undefined) tags.set(t.Key, t.Value ?? '');
   for (const t of tagList) if (t.Key !== undefined) tags.set(t.Key, t.Value ?? '');
 
-  const groups = (await collect(paginateListGroupsForUser({ client: iam }, { UserName: userName }), (p) => p.Groups))
-    .map((g) => g.GroupName)
-    .filter((n): n is string => n !== undefined);
+  const groups = listed
+    ? listed.groups
+    : (await collect(paginateListGroupsForUser({ client: iam }, { UserName: userName }), (p) => p.Groups))
+        .map((g) => g.GroupName)
+        .filter((n): n is string => n !== undefined);
 
-  const attachedPolicies = (
-    await collect(paginateListAttachedUserPolicies({ client: iam }, { UserName: userName }), (p) => p.AttachedPolicies)
-  )
-    .filter((p) => p.PolicyArn !== undefined)
-    .map((p) => ({ name: p.PolicyName ?? '', arn: p.PolicyArn ?? '' }));
+  const attachedPolicies = listed
+    ? listed.attachedPolicies
+    : (await collect(paginateListAttachedUserPolicies({ client: iam }, { UserName: userName }), (p) => p.AttachedPolicies))
+        .filter((p) => p.PolicyArn !== undefined)
+        .map((p) => ({ name: p.PolicyName ?? '', arn: p.PolicyArn ?? '' }));
 
   const inlinePolicies: IamUserSnapshot['inlinePolicies'] = [];
-  const policyNames = await collect(paginateListUserPolicies({ client: iam }, { UserName: userName }), (p) => p.PolicyNames);
-  for (const name of policyNames) {
-    let raw: string | undefined;
-    try {
-      raw = (await iam.send(new GetUserPolicyCommand({ UserName: userName, PolicyName: name }))).PolicyDocument;
-    } catch (err) {
-      if (!isNoSuchEntity(err)) throw err;
-      notes.push(`inline policy ${name} was deleted while the snapshot was taken`);
-      continue;
-    }
+  const keepInline = (name: string, raw: string | undefined): void => {
     const decoded = decodePolicyDocument(raw ?? '');
     if (decoded === undefined) notes.push(`inline policy ${name}: the document is not valid URL-encoding; kept as returned`);
     inlinePolicies.push({ name, document: decoded ?? raw ?? '' });
+  };
+  if (listed) {
+    for (const p of listed.inlinePolicies) keepInline(p.name, p.document);
+  } else {
+    const policyNames = await collect(paginateListUserPolicies({ client: iam }, { UserName: userName }), (p) => p.PolicyNames);
+    for (const name of policyNames) {
+      let raw: string | undefined;
+      try {
+        raw = (await iam.send(new GetUserPolicyCommand({ UserName: userName, PolicyName: name }))).PolicyDocument;
+      } catch (err) {
+        if (!isNoSuchEntity(err)) throw err;
+        notes.push(`inline policy ${name} was deleted while the snapshot was taken`);
+        continue;
+      }
+      keepInline(name, raw);
+    }
   }
 
   let loginProfile: IamUserSnapshot['loginProfile'] = null;
@@ -376,24 +425,27 @@ export async function snapshotIamUser(iam: IAMClient, userName: string, opts?: I
  * What disabling a user destroys or changes, and what its re-check needs: the user, its access keys
  * with their last use, its console password. Four or five reads instead of the full snapshot's dozen.
  */
-export async function snapshotIamUserCredentials(
-  iam: IAMClient,
-  userName: string,
-  opts?: IamLifecycleOptions & {
-    /** Also list SSH keys and service-specific credentials: what planning needs to flag a user for manual review. */
-    forReview?: boolean;
-    /** The console password's presence is already known (the credential report): not read again. */
-    loginProfileKnown?: boolean;
-    /**
-     * A key's last use as the credential report gives it (matched by creation time), or undefined to
-     * ask GetAccessKeyLastUsed: planning reads the report anyway, and the re-check before the change
-     * reads each key's last use live.
-     */
-    lastUsedFromReport?: (key: { id: string; createDate: string | null }) => string | null | undefined;
-  },
-): Promise<IamUserSnapshot | null> {
+export interface CredentialReadOptions extends IamLifecycleOptions {
+  /** Also list SSH keys and service-specific credentials: what planning needs to flag a user for manual review. */
+  forReview?: boolean;
+  /** The console password's presence is already known (the credential report): not read again. */
+  loginProfileKnown?: boolean;
+  /**
+   * A key's last use as the credential report gives it (matched by creation time), or undefined to
+   * ask GetAccessKeyLastUsed: planning reads the report anyway, and the re-check before the change
+   * reads each key's last use live.
+   */
+  lastUsedFromReport?: (key: { id: string; createDate: string | null }) => string | null | undefined;
+}
+
+export async function snapshotIamUserCredentials(iam: IAMClient, userName: string, opts?: CredentialReadOptions): Promise<IamUserSnapshot | null> {
+  return readingDirectory(opts, (o) => readCredentials(iam, userName, o));
+}
+
+async function readCredentials(iam: IAMClient, userName: string, opts?: CredentialReadOptions): Promise<IamUserSnapshot | null> {
   const now = opts?.now ?? (() => new Date());
-  const user = await getUser(iam, userName);
+  const listed = opts?.directory?.users.get(userName);
+  const user = listed ? userOfDirectory(listed) : await getUser(iam, userName);
   if (!user) return null;
   const notes: string[] = [];
   const accessKeys = await readAccessKeys(iam, userName, notes, opts);

@@ -4,7 +4,7 @@
  * a real heartbeat is covered by test/integration/worker-restart.test.ts (a worker killed mid-batch).
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { batchResults, runBatch } from '../../activities/batch';
+import { batchResults, implementedRead, runBatch } from '../../activities/batch';
 import { PartialChangeError, toActivityFailure } from '../../activities/aws/errors';
 import { chainDigest, pagesMatch, planDigest, planDigestMatches, sealPage, sealPlan } from '../../common/digest';
 import type { Change, ChangeOutcome, PlanBody } from '../../common/plan';
@@ -136,5 +136,15 @@ describe('runBatch and an emulator answering an unparsed 500', () => {
     expect(err).toBeInstanceOf(PartialChangeError);
     // …and the activity's failure is retryable (not classified "not implemented").
     expect(toActivityFailure(err, { emulator: 'moto' }).nonRetryable).toBe(false);
+  });
+
+  it('fails a read made before the batch (the users in bulk) as retryable too, and passes other errors through', async () => {
+    const err = await implementedRead(async () => Promise.reject(html500()), { emulator: 'moto' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).type).toBe('AWS.EmulatorServerError');
+    expect(toActivityFailure(err, { emulator: 'moto' }).nonRetryable).toBe(false);
+    const denied = Object.assign(new Error('not allowed'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+    await expect(implementedRead(async () => Promise.reject(denied), { emulator: 'moto' })).rejects.toBe(denied);
+    await expect(implementedRead(async () => 7, { emulator: 'moto' })).resolves.toBe(7);
   });
 });
