@@ -19,7 +19,7 @@ import { resolveAwsSettings } from '../activities/aws/clients';
 import { buildEvidence } from '../evidence/record';
 import { evidenceMarkdown } from '../evidence/markdown';
 import { CommandFailed, UsageError } from './errors';
-import { preflight } from './preflight';
+import { checkAccountSelector, preflight } from './preflight';
 import { PROJECT_ROOT } from '../sandbox/toolchain';
 import { AFTER, DESCRIPTION, kindHelp, mainHelpAfter } from './help';
 import type { Output } from './output';
@@ -70,10 +70,16 @@ function parseParamFlags(flags: string[], file: string | undefined): Record<stri
       params[k] = String(v);
     }
   }
+  // --param wins over the file, but one parameter given twice on the command line is a slip: which
+  // value was meant cannot be told.
+  const flagged = new Set<string>();
   for (const flag of flags) {
     const eq = flag.indexOf('=');
     if (eq <= 0) throw new UsageError(`--param ${flag}: expected key=value, e.g. --param maxIdle=90d`);
-    params[flag.slice(0, eq).trim()] = flag.slice(eq + 1);
+    const key = flag.slice(0, eq).trim();
+    if (flagged.has(key)) throw new UsageError(`--param ${key} is given twice; give each parameter once`);
+    flagged.add(key);
+    params[key] = flag.slice(eq + 1);
   }
   return params;
 }
@@ -81,6 +87,8 @@ function parseParamFlags(flags: string[], file: string | undefined): Record<stri
 function requester(values: Record<string, unknown>): string {
   const who = str(values, 'as') ?? process.env.COUNTERSIGN_USER ?? safeLogin();
   if (!who.trim()) throw new UsageError('--as must name who is acting');
+  // The requester is recorded and compared with each approver (separation of duties): one line of text.
+  if (/[\p{Cc}\u2028\u2029]/u.test(who.trim())) throw new UsageError(`--as must name who is acting in one line of printable text (got ${JSON.stringify(who)})`);
   return who.trim();
 }
 
@@ -103,8 +111,8 @@ function isDenied(err: unknown): boolean {
  * organization. When the operator may not read the organization, the worker checks the same before
  * it plans (activities/engine.ts resolveTarget), and the run fails there changing nothing.
  */
-async function targetAccount(account: string | undefined, out: Output): Promise<string> {
-  if (account !== undefined && !/^\d{12}$/.test(account)) throw new UsageError(`--account must be a 12-digit AWS account id (got "${account}")`);
+async function targetAccount(kind: KindName, account: string | undefined, out: Output): Promise<string> {
+  if (account !== undefined && !/^\d{12}$/.test(account)) throw new UsageError(`--account must be a 12-digit AWS account id (got ${JSON.stringify(account)})`);
   const settings = await resolveAwsSettings();
   const common = { maxAttempts: settings.maxAttempts, retryMode: settings.retryMode, ...(settings.endpoint ? { endpoint: settings.endpoint } : {}) };
   const sts = new STSClient({ region: settings.region, ...common });
@@ -124,8 +132,11 @@ async function targetAccount(account: string | undefined, out: Output): Promise<
     }
     if (!account || account === own) return own;
     let organizationId: string | undefined;
+    let managementAccount: string | undefined;
     try {
-      organizationId = (await orgs.send(new DescribeOrganizationCommand({}))).Organization?.Id;
+      const organization = (await orgs.send(new DescribeOrganizationCommand({}))).Organization;
+      organizationId = organization?.Id;
+      managementAccount = organization?.MasterAccountId;
     } catch (err) {
       if ((err as Error).name === 'AWSOrganizationsNotInUseException') {
         throw new UsageError(`account ${account} is not your credentials' account (${own}), and ${own} is in no AWS organization; remediate ${own}, or use the organization's management account`);
@@ -150,6 +161,9 @@ async function targetAccount(account: string | undefined, out: Output): Promise<
         return account;
       }
       throw err;
+    }
+    if (kindSpec(kind).scope === 'management' && managementAccount && account !== managementAccount) {
+      throw new UsageError(`${kind} runs in the organization's management account ${managementAccount}, not ${account}; start it with --account ${managementAccount}`);
     }
     return account;
   } finally {
@@ -187,8 +201,6 @@ async function start(values: Values, positionals: string[], out: Output): Promis
     if (err instanceof ParamError) throw new UsageError(err.message);
     throw err;
   }
-  // What needs several parameters together, or the organization, to judge (cli/preflight.ts): exit 2.
-  await preflight(kind, resolveKindParams(kind, params), out);
   const account = str(values, 'account');
   const suffix = str(values, 'id-suffix');
   if (suffix !== undefined && !/^[\w.-]{1,64}$/.test(suffix)) throw new UsageError('--id-suffix may use letters, digits, ".", "_" and "-" (up to 64)');
@@ -198,10 +210,16 @@ async function start(values: Values, positionals: string[], out: Output): Promis
   if (selector === undefined && values.concurrency !== undefined) throw new UsageError('--concurrency goes with --accounts');
   let concurrency: number | undefined;
   let partSize: number | undefined;
+  let terms: string[] = [];
   if (selector !== undefined) {
-    const terms = selector.split(',').map((t) => t.trim()).filter(Boolean);
+    if (kindSpec(kind).scope === 'management') {
+      throw new UsageError(`${kind} runs in the organization's management account only: drop --accounts, and start it there (with --account <management account id>, or with its credentials)`);
+    }
+    terms = selector.split(',').map((t) => t.trim()).filter(Boolean);
     const bad = terms.find((t) => t !== 'all' && !/^\d{12}$/.test(t) && !/^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$/.test(t));
-    if (terms.length === 0 || bad !== undefined) throw new UsageError(`--accounts takes all, or comma-separated 12-digit account ids, OU ids (ou-…) and root ids (r-…)${bad !== undefined ? `; "${bad}" is none of those` : ''}`);
+    if (terms.length === 0 || bad !== undefined) throw new UsageError(`--accounts takes all, or comma-separated 12-digit account ids, OU ids (ou-…) and root ids (r-…)${bad !== undefined ? `; ${JSON.stringify(bad)} is none of those` : ''}`);
+    const twice = terms.find((t, i) => terms.indexOf(t) !== i);
+    if (twice !== undefined) throw new UsageError(`--accounts names ${twice} twice; name each account, OU or root once`);
     if (values.concurrency !== undefined) {
       concurrency = Number(values.concurrency);
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 50) throw new UsageError('--concurrency must be a whole number from 1 to 50');
@@ -213,7 +231,10 @@ async function start(values: Values, positionals: string[], out: Output): Promis
   } else if (values['part-size'] !== undefined) {
     throw new UsageError('--part-size goes with --accounts');
   }
-  const target = selector === undefined ? await targetAccount(account, out) : 'organization';
+  if (selector !== undefined) await checkAccountSelector(terms, out);
+  const target = selector === undefined ? await targetAccount(kind, account, out) : 'organization';
+  // What needs several parameters together, the target, or the organization to judge (cli/preflight.ts): exit 2.
+  await preflight(kind, resolveKindParams(kind, params), out, selector === undefined ? target : undefined);
   const { client, close } = await connectClient();
   try {
     const dryRun = values['dry-run'] === true;
@@ -376,7 +397,7 @@ async function list(values: Values, out: Output): Promise<number> {
   const outcome = str(values, 'outcome');
   if (outcome !== undefined && !outcomes.includes(outcome as Outcome)) throw new UsageError(`unknown outcome "${outcome}"; outcomes: ${outcomes.join(', ')}`);
   const account = str(values, 'account');
-  if (account !== undefined && !/^\d{12}$/.test(account)) throw new UsageError(`--account must be a 12-digit AWS account id (got "${account}")`);
+  if (account !== undefined && !/^\d{12}$/.test(account)) throw new UsageError(`--account must be a 12-digit AWS account id (got ${JSON.stringify(account)})`);
   const requestedBy = str(values, 'requested-by');
   if (requestedBy !== undefined && !requestedBy.trim()) throw new UsageError('--requested-by must name who requested the runs');
   const limitText = str(values, 'limit') ?? '100';
@@ -708,6 +729,12 @@ function usageLine(err: CommanderError, argv: string[]): string {
   return `${message}; see \`countersign${topic} --help\``;
 }
 
+/** `text` with each control character (newline, tab, escape, …) written as its escape (a backslash and n, t, u001b, …). */
+function oneLine(text: string): string {
+  const short: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+  return text.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => short[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export async function main(argv: string[], out?: Output): Promise<number> {
   const output = out ?? createOutput(argv.includes('--json'));
   const state = { code: 0, help: [] as string[] };
@@ -723,7 +750,8 @@ export async function main(argv: string[], out?: Output): Promise<number> {
       err = new UsageError(usageLine(err, argv));
     }
     if (err instanceof UsageError) {
-      output.note(`countersign: ${err.message}`);
+      // One line whatever the input held: a newline the operator passed shows as \n, never a line break.
+      output.note(`countersign: ${oneLine(err.message)}`);
       if (output.json) output.result({ error: err.message, exitCode: 2 });
       return 2;
     }

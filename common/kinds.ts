@@ -52,7 +52,7 @@ export const KINDS = {
       bucket: text({
         label: 'BUCKET',
         description: 'the S3 bucket the trail delivers to (created in the home region when missing)',
-        pattern: /^(?!\d+\.\d+\.\d+\.\d+$)(?!xn--)[a-z0-9](?:[a-z0-9-]|\.(?!\.))*[a-z0-9]$/,
+        pattern: /^(?=.{3,63}$)(?!\d+\.\d+\.\d+\.\d+$)(?!xn--)[a-z0-9](?:[a-z0-9-]|\.(?!\.))*[a-z0-9]$/,
         expected: 'an S3 bucket name: 3–63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit',
       }),
       trailName: text({
@@ -73,11 +73,11 @@ export const KINDS = {
         label: 'KMS-KEY',
         optional: true,
         description: 'encrypt log files with this KMS key (alias/…, key id or ARN, in the bucket\'s region)',
-        pattern: /^(alias\/[\w/-]{1,250}|[0-9a-f-]{36}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[\w/-]+)$/,
+        pattern: /^(alias\/[\w/-]{1,250}|[0-9a-f-]{36}|arn:aws(?:-cn|-us-gov|-iso(?:-[bef])?|-eusc)?:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[\w/-]+)$/,
         expected: 'a KMS key: alias/NAME, a key id, or a key or alias ARN',
       }),
-      cloudWatchLogsGroupArn: arn({ service: 'logs', optional: true, description: 'also deliver to this CloudWatch Logs log group (in the management account)' }),
-      cloudWatchLogsRoleArn: arn({ service: 'iam', optional: true, description: 'the role CloudTrail assumes to write to that log group' }),
+      cloudWatchLogsGroupArn: arn({ service: 'logs', resource: 'log-group:', optional: true, description: 'also deliver to this CloudWatch Logs log group (in the management account)' }),
+      cloudWatchLogsRoleArn: arn({ service: 'iam', resource: 'role/', optional: true, description: 'the role CloudTrail assumes to write to that log group' }),
     },
   }),
   'retire-default-trails': defineKind({
@@ -137,7 +137,7 @@ export const KINDS = {
         description:
           'the boundary: a managed policy ARN (AWS managed, or of the target account), or builtin:countersign-workload-boundary, which Countersign creates when missing (common/boundaries.ts)',
         // Built-in names: BUILTIN_BOUNDARIES in common/boundaries.ts (test/unit/permission-boundary.test.ts checks each is accepted here).
-        pattern: /^(arn:aws[a-z-]*:iam::(\d{12}|aws):policy\/[\w+=,.@/-]+|builtin:countersign-workload-boundary)$/,
+        pattern: /^(arn:aws(?:-cn|-us-gov|-iso(?:-[bef])?|-eusc)?:iam::(\d{12}|aws):policy\/[\w+=,.@/-]+|builtin:countersign-workload-boundary)$/,
         expected: 'a managed policy ARN (arn:aws:iam::123456789012:policy/NAME) or builtin:countersign-workload-boundary',
       }),
       users: principalSelectors({ description: 'which users: *, names, or path prefixes such as /contractors/' }),

@@ -130,11 +130,20 @@ export function orgIds(o: { description: string; accepts: OrgIdKind[]; default?:
   };
 }
 
-/** An AWS ARN, optionally of one service (`iam`, `kms`, …). */
-export function arn(o: { description: string; service?: string; optional: true }): OptionalParam<string>;
-export function arn(o: { description: string; service?: string; default?: string; optional?: false }): Param<string>;
-export function arn(o: { description: string; service?: string; default?: string; optional?: boolean }): Param<string> {
-  const shape = /^arn:aws[a-z-]*:([a-z0-9-]+):[a-z0-9-]*:(\d{12}|aws)?:.+$/;
+/** The AWS partitions an ARN can name: a made-up one (`arn:aws-mars:…`) is a typo, refused at the edge. */
+const PARTITION = 'aws(?:-cn|-us-gov|-iso(?:-[bef])?|-eusc)?';
+
+/**
+ * An AWS ARN, optionally of one service (`iam`, `kms`, …) and one resource type: `resource` is the
+ * start of the resource part, e.g. `role/` or `log-group:`.
+ */
+type ArnOptions = { description: string; service?: string; resource?: string };
+export function arn(o: ArnOptions & { optional: true }): OptionalParam<string>;
+export function arn(o: ArnOptions & { default?: string; optional?: false }): Param<string>;
+export function arn(o: ArnOptions & { default?: string; optional?: boolean }): Param<string> {
+  const shape = new RegExp(`^arn:${PARTITION}:([a-z0-9-]+):[a-z0-9-]*:(\\d{12}|aws)?:(.+)$`);
+  const what = `${o.service ? `${/^[aeiou]/.test(o.service) ? 'an' : 'a'} ${o.service} ARN` : 'an ARN'}${o.resource ? ` of a ${o.resource.replace(/[/:]$/, '')}` : ''}`;
+  const example = `arn:aws:${o.service ?? 'iam'}:${o.service === 'iam' || o.service === undefined ? '' : 'us-east-1'}:123456789012:${o.resource ?? ''}…`;
   return {
     label: 'ARN',
     description: o.description,
@@ -142,8 +151,8 @@ export function arn(o: { description: string; service?: string; default?: string
     optional: o.optional,
     schema: input.transform((value, ctx) => {
       const match = shape.exec(value.trim());
-      if (!match || (o.service && match[1] !== o.service)) {
-        ctx.addIssue({ code: 'custom', message: `must be ${o.service ? `an ${o.service} ARN` : 'an ARN'} such as arn:aws:${o.service ?? 'iam'}::123456789012:… (got ${JSON.stringify(value)})` });
+      if (!match || (o.service && match[1] !== o.service) || (o.resource && !(match[3] as string).startsWith(o.resource))) {
+        ctx.addIssue({ code: 'custom', message: `must be ${what} such as ${example} (got ${JSON.stringify(value)})` });
         return z.NEVER;
       }
       return value.trim();
@@ -249,7 +258,7 @@ export function integer(o: { description: string; default?: string; min: number;
  * `arn:aws:iam::*:role/break-glass*`: what guardrails exempt and policies protect.
  */
 export function arnPatterns(o: { description: string; default?: string }): Param<string[]> {
-  const shape = /^arn:(aws[a-z-]*|\*):(iam|sts)::(\d{12}|\*):(role|user|assumed-role|root|\*)[\w+=,.@/*-]*$/;
+  const shape = new RegExp(`^arn:(${PARTITION}|\\*):(iam|sts)::(\\d{12}|\\*):(role|user|assumed-role|root|\\*)[\\w+=,.@/*-]*$`);
   return {
     label: 'ARNS',
     description: o.description,
@@ -307,6 +316,15 @@ export function choice<const T extends string>(o: { description: string; options
   };
 }
 
+/** The first C0 or C1 control character, or Unicode line or paragraph separator, in `text`. */
+function controlCharacter(text: string): { index: number; code: number } | undefined {
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x2028 || code === 0x2029) return { index, code };
+  }
+  return undefined;
+}
+
 /**
  * Validate parameters against a kind's declarations and fill in defaults. Throws ParamError with a
  * one-line reason naming the parameter (unknown, missing, or the schema's complaint).
@@ -315,7 +333,7 @@ export function resolveParams<P extends ParamSpecs>(kind: string, specs: P, give
   for (const key of Object.keys(given)) {
     if (!Object.prototype.hasOwnProperty.call(specs, key)) {
       const known = Object.keys(specs).join(', ') || '(none)';
-      throw new ParamError(`unknown parameter "${key}" for ${kind}; its parameters are: ${known}`);
+      throw new ParamError(`unknown parameter ${JSON.stringify(key)} for ${kind}; its parameters are: ${known}`);
     }
   }
   const resolved: Record<string, unknown> = {};
@@ -326,6 +344,13 @@ export function resolveParams<P extends ParamSpecs>(kind: string, specs: P, give
       throw new ParamError(`${kind} needs the parameter ${key} (${param.description}); pass --param ${key}=${param.label}`);
     }
     if (typeof raw !== 'string') throw new ParamError(`${key} must be given as text (got ${typeof raw})`);
+    // One line of text: a newline or other control character is a paste or quoting slip, never part of
+    // a name, id or duration (only a document read from a file spans lines).
+    const control = param.fromFile ? undefined : controlCharacter(raw);
+    if (control) {
+      const code = `U+${control.code.toString(16).toUpperCase().padStart(4, '0')}`;
+      throw new ParamError(`${key} contains a control character (${code}) at position ${control.index + 1} of ${JSON.stringify(raw)}; give it as one line of printable text`);
+    }
     const parsed = param.schema.safeParse(raw);
     if (!parsed.success) throw new ParamError(`${key} ${parsed.error.issues[0]?.message ?? 'is invalid'}`);
     resolved[key] = parsed.data;

@@ -22,7 +22,8 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
       reject(new Error(`countersign ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stderr}`));
     }, timeoutMs);
     child.on('error', reject);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': the child's output streams are read to their end by then.
+    child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr });
     });

@@ -61,6 +61,39 @@ describe('parameter types for the next kinds', () => {
   });
 });
 
+describe('bad input the declarations refuse whatever the kind (issue 10)', () => {
+  const specs = {
+    name: text({ description: 'a name', label: 'NAME', pattern: /^[\w-]{1,64}$/, expected: 'a name', optional: true }),
+    any: arn({ description: 'any ARN', optional: true }),
+    role: arn({ description: 'a role', service: 'iam', resource: 'role/', optional: true }),
+    group: arn({ description: 'a log group', service: 'logs', resource: 'log-group:', optional: true }),
+    exempt: arnPatterns({ description: 'never restricted' }),
+    policyFile: jsonDocument({ description: 'a document', optional: true }),
+  };
+  it('refuses a control character anywhere in a value, naming the parameter, the character and where it is', () => {
+    expect(() => resolveParams('k', specs, { name: 'ci-bot\n' })).toThrow(new ParamError('name contains a control character (U+000A) at position 7 of "ci-bot\\n"; give it as one line of printable text'));
+    expect(() => resolveParams('k', specs, { name: 'a\u0007b' })).toThrow(/name contains a control character \(U\+0007\) at position 2/);
+    expect(() => resolveParams('k', specs, { name: '\u0085x' })).toThrow(/U\+0085/);
+    expect(() => resolveParams('k', specs, { name: 'x\u2028' })).toThrow(/U\+2028/);
+    // Spaces around a value are still trimmed; a document read from a file spans lines.
+    expect(resolveParams('k', specs, { name: ' ci-bot ', policyFile: '{\n  "a": 1\n}\n' })).toMatchObject({ name: 'ci-bot', policyFile: { a: 1 } });
+  });
+  it('names an unknown parameter as JSON, so a newline in it stays on the line', () => {
+    expect(() => resolveParams('k', specs, { 'max\nIdle': '1d' })).toThrow(/^unknown parameter "max\\nIdle" for k/);
+  });
+  it('takes the AWS partitions only, and a resource type where one is declared', () => {
+    expect(resolveParams('k', specs, { role: 'arn:aws-us-gov:iam::123456789012:role/ct' }).role).toBe('arn:aws-us-gov:iam::123456789012:role/ct');
+    expect(resolveParams('k', specs, { role: 'arn:aws-iso-b:iam::123456789012:role/ct' }).role).toBe('arn:aws-iso-b:iam::123456789012:role/ct');
+    expect(() => resolveParams('k', specs, { role: 'arn:aws-mars:iam::123456789012:role/ct' })).toThrow(/role must be an iam ARN of a role such as arn:aws:iam::123456789012:role\/… \(got "arn:aws-mars/);
+    expect(() => resolveParams('k', specs, { any: 'arn:awsx:s3:::b' })).toThrow(/any must be an ARN such as/);
+    expect(() => resolveParams('k', specs, { role: 'arn:aws:iam::123456789012:user/bob' })).toThrow(/role must be an iam ARN of a role/);
+    expect(() => resolveParams('k', specs, { group: 'arn:aws:logs:us-east-1:123456789012:destination:x' })).toThrow(/group must be a logs ARN of a log-group such as arn:aws:logs:us-east-1:123456789012:log-group:…/);
+    expect(resolveParams('k', specs, { group: 'arn:aws:logs:us-east-1:123456789012:log-group:ct:*' }).group).toBe('arn:aws:logs:us-east-1:123456789012:log-group:ct:*');
+    expect(() => resolveParams('k', specs, { exempt: 'arn:aws-mars:iam::*:role/x' })).toThrow(/is not an IAM principal ARN pattern/);
+    expect(resolveParams('k', specs, { exempt: 'arn:aws-cn:iam::*:role/x,arn:*:iam::*:role/y' }).exempt).toEqual(['arn:aws-cn:iam::*:role/x', 'arn:*:iam::*:role/y']);
+  });
+});
+
 describe('approval policy', () => {
   it('resolves per-kind approvers and quorum with "*" as the default, and keeps built-in protections', () => {
     const file = parseApprovalPolicy(
