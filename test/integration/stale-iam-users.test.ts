@@ -2,10 +2,6 @@
  * stale-iam-users end to end against real servers: the shared Temporal dev server and a private moto.
  * Users are seeded, left idle past maxIdle=2s, and two users' keys are used just before planning.
  */
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { findTemporalCli } from '../../sandbox/toolchain';
 import { Worker } from '@temporalio/worker';
 import { GetGroupCommand, GetLoginProfileCommand, GetUserCommand, ListAccessKeysCommand, ListVirtualMFADevicesCommand } from '@aws-sdk/client-iam';
 import type { RemediationStatus } from '../../common/messages';
@@ -142,16 +138,10 @@ describe('stale-iam-users', () => {
       });
     }
 
-    // The history replays deterministically on the current workflow code. COUNTERSIGN_RECORD_HISTORY=1
-    // saves it as a fixture, which test/integration/replay.test.ts replays against future code.
+    // The history replays deterministically on the current workflow code. The saved histories that
+    // test/integration/replay.test.ts replays against future code come from `npm run record:histories`.
     const history = await handle.fetchHistory();
     await Worker.runReplayHistory({ workflowBundle: { codePath: process.env.COUNTERSIGN_TEST_WORKFLOW_BUNDLE! } }, history, id);
-    if (process.env.COUNTERSIGN_RECORD_HISTORY) {
-      // Saved the way a user would capture one: `temporal workflow show --output json`.
-      const shown = spawnSync(findTemporalCli()!.path, ['workflow', 'show', '--address', stack.temporalAddress, '--workflow-id', id, '--output', 'json'], { encoding: 'utf8' });
-      expect(shown.status).toBe(0);
-      writeFileSync(path.join(__dirname, '..', 'replay', 'stale-iam-users-completed.json'), shown.stdout);
-    }
   });
 
   it('changes nothing when the plan is rejected', async () => {
