@@ -43,6 +43,8 @@ export interface FloorOptions {
   soakMs: number;
   /** Users worked on at once per account, in every phase. */
   concurrency: number;
+  /** Accounts worked on at once in each phase (the organization run's --concurrency). */
+  accountConcurrency?: number;
   /** Called at each phase boundary (e.g. to stop keeping active keys in use once planned). */
   onPhase?: (phase: 'planned' | 'disabled' | 'soaked' | 'deleted' | 'verified', ms: number) => void;
 }
@@ -113,7 +115,7 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
   };
   const phase = async (name: Parameters<NonNullable<FloorOptions['onPhase']>>[0], each: (w: AccountWork) => Promise<void>): Promise<number> => {
     const t = Date.now();
-    await Promise.all(work.map(each));
+    await pool(work, options.accountConcurrency ?? work.length, each);
     const ms = Date.now() - t;
     options.onPhase?.(name, ms);
     return ms;

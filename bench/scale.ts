@@ -37,7 +37,6 @@ import { Command, InvalidArgumentError } from 'commander';
 import { AwsClients, awsSettingsFromEnv } from '../activities/aws/clients';
 import { RemediationClient } from '../cli/remediation-client';
 import { parseDuration } from '../common/duration';
-import type { KindName } from '../common/kinds';
 import type { RemediationStatus } from '../common/messages';
 import type { AwsProxy, AwsProxyStats } from '../sandbox/aws-proxy';
 import { startAwsProxy } from '../sandbox/aws-proxy';
@@ -64,6 +63,10 @@ interface Options {
   latency: number;
   soak: string;
   concurrency: number;
+  /** NODE_OPTIONS for the worker process only (e.g. to try heap settings). */
+  workerNodeOptions?: string;
+  /** Accounts worked on at once, by the organization run and by the floor alike. */
+  accountConcurrency: number;
   floor: boolean;
   json: boolean;
   /** Member accounts of an organization and one organization-wide run, even for --accounts 1. */
@@ -130,14 +133,16 @@ function parseOptions(argv: string[]): Options {
     .option('--latency <MS>', 'milliseconds added to every AWS call the worker (and the floor) makes, like real AWS', integerIn(0, 60_000), 50)
     .option('--soak <DURATION>', 'the soak between disable and delete (e.g. 1s, 30s)', durationArg, '1s')
     .option('--concurrency <N>', "users at once per account in the floor (Countersign's per-batch concurrency is 8)", integerIn(1, 1_000), 8)
+    .option('--worker-node-options <OPTIONS>', 'NODE_OPTIONS for the worker process only, e.g. "--max-old-space-size=256"')
+    .option('--account-concurrency <N>', 'accounts at once, in the organization-wide run (its --concurrency) and in the floor alike', integerIn(1, 500), 4)
     .option('--skip-floor', 'do not run the plain-script floor')
     .option('--organization', 'seed member accounts of an organization and run one organization-wide run even with --accounts 1 (an account with more than 2,000 idle users runs in parts under the one approval)')
     .option('--json', 'print the figures as one JSON object on stdout (progress goes to stderr)')
     .addHelpText('after', HELP_AFTER)
     .showHelpAfterError('(add --help for what each flag does)');
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ accounts: number; users: number; latency: number; soak: string; concurrency: number; skipFloor?: boolean; json?: boolean; organization?: boolean }>();
-  return { accounts: o.accounts, users: o.users, latency: o.latency, soak: o.soak, concurrency: o.concurrency, floor: !o.skipFloor, json: o.json === true, organization: o.organization === true || o.accounts > 1 };
+  const o = program.opts<{ accounts: number; users: number; latency: number; soak: string; concurrency: number; accountConcurrency: number; workerNodeOptions?: string; skipFloor?: boolean; json?: boolean; organization?: boolean }>();
+  return { accounts: o.accounts, users: o.users, latency: o.latency, soak: o.soak, concurrency: o.concurrency, accountConcurrency: o.accountConcurrency, workerNodeOptions: o.workerNodeOptions, floor: !o.skipFloor, json: o.json === true, organization: o.organization === true || o.accounts > 1 };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -371,10 +376,6 @@ async function historyFigures(client: Client, workflowId: string): Promise<Histo
 // ---------------------------------------------------------------------------------------------------
 // The Countersign run
 
-interface OrganizationStart {
-  (request: { kind: KindName; accounts: 'all' | string; params: Record<string, string>; requestedBy: string; idSuffix?: string }): Promise<{ workflowId: string; runId: string }>;
-}
-
 interface CountersignRun {
   mode: 'organization' | 'per-account';
   workflowIds: string[];
@@ -394,13 +395,12 @@ async function approve(client: RemediationClient, workflowId: string, status: Re
   if (!reply.accepted) throw new Error(`${workflowId}: the approval was refused: ${reply.refusal.message}`);
 }
 
-async function runCountersign(stack: Stack, estate: Estate, params: Record<string, string>, onPlanned: () => Promise<void>, say: (line: string) => void, organization: boolean): Promise<CountersignRun> {
+async function runCountersign(stack: Stack, estate: Estate, params: Record<string, string>, onPlanned: () => Promise<void>, say: (line: string) => void, options: Options): Promise<CountersignRun> {
   const client = new RemediationClient(stack.client, stack.taskQueue);
   const accounts = estate.accounts.map((a) => a.account);
-  const startOrganization = (RemediationClient.prototype as unknown as { startOrganization?: OrganizationStart }).startOrganization;
   const t0 = Date.now();
-  if (organization && typeof startOrganization === 'function') {
-    const { workflowId } = await startOrganization.call(client, { kind: 'stale-iam-users', accounts: accounts.join(','), params, requestedBy: REQUESTER });
+  if (options.organization) {
+    const { workflowId } = await client.startOrganization({ kind: 'stale-iam-users', accounts: accounts.join(','), params, requestedBy: REQUESTER, concurrency: options.accountConcurrency });
     say(`started the organization-wide run ${workflowId} over ${accounts.length} accounts`);
     const awaiting = await client.waitFor(workflowId, (s) => s.phase === 'awaiting-approval', WAIT);
     const planMs = Date.now() - t0;
@@ -422,7 +422,6 @@ async function runCountersign(stack: Stack, estate: Estate, params: Record<strin
     }
     return { mode: 'organization', workflowIds: [workflowId, ...children.map((c) => c.workflowId)], planMs, applyMs, wallMs: Date.now() - t0, outcomes, changes: awaiting.progress.total };
   }
-  if (accounts.length > 1) say('RemediationClient.startOrganization is not available: one run per account, started at once, each approved');
   const ids = await Promise.all(accounts.map(async (account) => (await client.start({ kind: 'stale-iam-users', account, params, requestedBy: REQUESTER })).workflowId));
   const awaiting = await Promise.all(ids.map((id) => client.waitFor(id, (s) => s.phase === 'awaiting-approval', WAIT)));
   const planMs = Date.now() - t0;
@@ -485,11 +484,12 @@ function vmHwmBytes(pid: number): number | undefined {
   }
 }
 
-async function startWorkerProcess(stack: Stack, tmp: string): Promise<WorkerProcess> {
+async function startWorkerProcess(stack: Stack, tmp: string, nodeOptions: string | undefined): Promise<WorkerProcess> {
   const logPath = path.join(tmp, 'worker.log');
   const log = createWriteStream(logPath);
-  const env = { ...process.env, ...stack.env, AWS_ENDPOINT_URL: stack.workerAwsEndpoint, COUNTERSIGN_LOG_LEVEL: 'warn', COUNTERSIGN_METRICS_ADDRESS: '' };
-  const child: ChildProcess = spawn(process.execPath, [path.join(__dirname, '..', 'cli', 'index.js'), 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = { ...process.env, ...stack.env, AWS_ENDPOINT_URL: stack.workerAwsEndpoint, COUNTERSIGN_LOG_LEVEL: 'warn', COUNTERSIGN_METRICS_ADDRESS: '', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) };
+  // As a user runs it: the bin script, with the Node options its first line gives the worker.
+  const child: ChildProcess = spawn(path.join(__dirname, '..', '..', 'bin', 'countersign.js'), ['worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.pipe(log);
   let peak: number | undefined;
   const sample = () => {
@@ -555,7 +555,7 @@ async function main(): Promise<void> {
       },
     });
     const p = proxy as unknown as AwsProxy;
-    worker = await startWorkerProcess(stack, tmp);
+    worker = await startWorkerProcess(stack, tmp, options.workerNodeOptions);
     out(`stack: Temporal ${stack.temporal.address}, moto ${stack.moto.endpoint}, worker process ${worker.pid} through the proxy ${p.endpoint} (log ${worker.logPath})`);
 
     // --- Countersign
@@ -563,7 +563,7 @@ async function main(): Promise<void> {
     const idleness = await prepareIdleness(stack.moto, estate, out);
     const params = { maxIdle: idleness.maxIdle, soak: options.soak };
     p.reset();
-    const run = await runCountersign(stack, estate, params, idleness.stop, out, options.organization).finally(() => idleness.stop());
+    const run = await runCountersign(stack, estate, params, idleness.stop, out, options).finally(() => idleness.stop());
     const stats = p.stats();
     const workerRss = worker.peakRssBytes();
     const benchRssBytes = process.resourceUsage().maxRSS * 1024;
@@ -575,7 +575,7 @@ async function main(): Promise<void> {
     const perUser = removed > 0 ? stats.calls / removed : 0;
 
     out('');
-    out(`Countersign (${run.mode === 'organization' ? 'one organization-wide run, one approval' : `${run.workflowIds.length} run(s), one per account${options.accounts > 1 ? ' (the organization-wide run was not available)' : ''}`}, maxIdle ${idleness.maxIdle})`);
+    out(`Countersign (${run.mode === 'organization' ? `one organization-wide run, one approval, ${options.accountConcurrency} account(s) at once` : 'one run in the worker\'s own account'}, maxIdle ${idleness.maxIdle})`);
     out(`  seed:                  ${secs(estate.seedMs)} (straight into moto, not counted)`);
     out(`  plan:                  ${secs(run.planMs)} (start → awaiting approval, ${run.changes} change(s))`);
     out(`  apply:                 ${secs(run.applyMs)} (approval → done, soak ${options.soak} included)`);
@@ -595,7 +595,6 @@ async function main(): Promise<void> {
     out(`  bench peak RSS:        ${mib(benchRssBytes)} (this process: the proxy, the clients, the seeding, the history reads)`);
     figures.countersign = {
       mode: run.mode,
-      organizationRunAvailable: run.mode === 'organization',
       maxIdle: idleness.maxIdle,
       seedMs: estate.seedMs,
       planMs: run.planMs,
@@ -636,6 +635,7 @@ async function main(): Promise<void> {
           maxIdleMs: floorIdleness.maxIdleMs,
           soakMs,
           concurrency: options.concurrency,
+          accountConcurrency: options.accountConcurrency,
           onPhase: (phase) => {
             if (phase === 'planned') void floorIdleness.stop();
           },
@@ -648,7 +648,7 @@ async function main(): Promise<void> {
       const floorChecks = await Promise.all(floorEstate.accounts.map((a) => checkAccount(stack!.moto, floorEstate.own, a)));
       const floorRemoved = floorChecks.reduce((n, c) => n + c.idleGone, 0);
       const floorPerUser = floorRemoved > 0 ? floorStats.calls / floorRemoved : 0;
-      out(`floor (plain script, no Temporal, ${options.concurrency} users at once per account, same proxy latency)`);
+      out(`floor (plain script, no Temporal, ${options.accountConcurrency} account(s) at once, ${options.concurrency} users at once per account, same proxy latency)`);
       out(`  wall:                  ${secs(floor.wallMs)} (plan ${secs(floor.phasesMs.plan)}, disable ${secs(floor.phasesMs.disable)}, soak ${secs(floor.phasesMs.soak)}, delete ${secs(floor.phasesMs.delete)}, verify ${secs(floor.phasesMs.verify)})`);
       out(`  AWS calls:             ${floorStats.calls} (${floorPerUser.toFixed(1)} per removed user, ${(floorPerUser / MINIMAL_CALLS_PER_USER).toFixed(2)} × the minimal ${MINIMAL_CALLS_PER_USER})`);
       for (const c of floorChecks) out(`    ${c.ok ? 'OK  ' : 'FAIL'} ${c.account}: ${c.idleGone}/${c.idle} idle users gone, ${c.activeUntouched}/${c.active} active users untouched${c.problems.length ? ` — ${c.problems.join('; ')}` : ''}`);
