@@ -6,9 +6,12 @@
  * (docs/aws.md §6.3).
  *
  * Every call is identified (service from the SigV4 credential scope, action from the protocol) and
- * logged. `stats().duplicateMutations` counts mutations that succeeded upstream with the same parameters
- * as an earlier success: the measure of whether retries after a lost answer (`resetAfterForward`) are
- * idempotent.
+ * logged. `stats().duplicateMutations` counts mutations that succeeded upstream with the same parameters,
+ * in the same account, as an earlier success: the measure of whether retries after a lost answer
+ * (`resetAfterForward`) or a lost worker are idempotent. The account is learned from the AssumeRole
+ * answers that pass through (a session's access key → the account of its role), so `DeleteTrail
+ * local-trail` in two member accounts is two changes, and the same call from a new session of the same
+ * role (a restarted worker) is a duplicate.
  *
  * Faults are drawn from a seeded PRNG in the order calls arrive: the same seed and the same sequence of
  * calls give the same faults. Concurrent callers arrive in no fixed order, so only their totals repeat.
@@ -196,8 +199,17 @@ function sortedParams(params: URLSearchParams): string {
     .join('&');
 }
 
-/** What makes two mutations "the same": service, action and parameters, never headers (signatures and dates differ on every retry). */
-function mutationKey(call: AwsCall, headers: IncomingHttpHeaders, body: Buffer): string {
+/** The access key id a request is signed with (header or presigned query), if any. */
+function accessKeyOf(headers: IncomingHttpHeaders, url: URL): string | undefined {
+  return /Credential=([^/,\s]+)\//.exec(headers.authorization ?? '')?.[1] ?? url.searchParams.get('X-Amz-Credential')?.split('/')[0];
+}
+
+/**
+ * What makes two mutations "the same": the account acting (`principal`: the account of an assumed
+ * role's session, else the access key), service, action and parameters — never the other headers
+ * (signatures and dates differ on every retry).
+ */
+function mutationKey(call: AwsCall, headers: IncomingHttpHeaders, body: Buffer, principal: string): string {
   const url = new URL(call.path, 'http://proxy');
   let params: string;
   if (call.protocol === 'json') {
@@ -215,7 +227,7 @@ function mutationKey(call: AwsCall, headers: IncomingHttpHeaders, body: Buffer):
     params = `${sortedParams(url.searchParams)}\n${createHash('sha256').update(body).digest('base64')}`;
   }
   // A 16-byte digest per key keeps the seen-set small whatever the bodies' size.
-  return createHash('sha256').update(`${call.service}\n${call.action}\n${params}`).digest('base64').slice(0, 22);
+  return createHash('sha256').update(`${principal}\n${call.service}\n${call.action}\n${params}`).digest('base64').slice(0, 22);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -342,6 +354,8 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
   let stats = emptyStats();
   let log: AwsCallRecord[] = [];
   let seen = new Set<string>();
+  /** Session access key → the account of the role it was assumed in, from AssumeRole answers. */
+  const sessionAccounts = new Map<string, string>();
 
   // Keep-alive, as the SDK's own handler does: a connection per call would add latency that real AWS does not.
   const agent = new Agent({ keepAlive: true });
@@ -406,7 +420,9 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     const record: AwsCallRecord = { ...call, forwarded: false, ms: 0 };
     if (drawn.fault) record.fault = drawn.fault;
     if (drawn.slowMs) record.slowMs = drawn.slowMs;
-    const key = call.mutation ? mutationKey(call, req.headers, body) : '';
+    const accessKey = accessKeyOf(req.headers, new URL(call.path, 'http://proxy'));
+    const principal = (accessKey && sessionAccounts.get(accessKey)) ?? accessKey ?? 'anonymous';
+    const key = call.mutation ? mutationKey(call, req.headers, body, principal) : '';
     const snapshot = stats; // a reset() while this call is in flight must not count it in the new period
     log.push(record);
     snapshot.calls++;
@@ -458,6 +474,25 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
         req.socket.destroy();
         done(status);
       });
+      return;
+    }
+
+    if (call.service === 'sts' && call.action === 'AssumeRole' && status === 200) {
+      // Read the answer whole to learn which account the new session acts in, then pass it on.
+      const answer = await readBody(reply);
+      const sessionKey = /<AccessKeyId>([^<]+)<\/AccessKeyId>/.exec(answer.toString('utf8'))?.[1];
+      const account = /<Arn>arn:[^:]+:sts::(\d{12}):assumed-role\//.exec(answer.toString('utf8'))?.[1];
+      if (sessionKey && account) {
+        if (sessionAccounts.size >= MAX_SEEN_MUTATIONS) sessionAccounts.clear();
+        sessionAccounts.set(sessionKey, account);
+      }
+      const headers: string[] = [];
+      for (let i = 0; i + 1 < reply.rawHeaders.length; i += 2) {
+        const name = reply.rawHeaders[i] as string;
+        if (!HOP_BY_HOP.has(name.toLowerCase()) && name.toLowerCase() !== 'content-length') headers.push(name, reply.rawHeaders[i + 1] as string);
+      }
+      res.writeHead(status, [...headers, 'content-length', String(answer.length)]);
+      res.end(answer, () => done(status));
       return;
     }
 

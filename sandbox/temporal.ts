@@ -21,18 +21,32 @@ export interface TemporalDevServer {
  * free when asked, not when bound: another process (a second stack on this machine) can take it in
  * between, and the server then exits at start.
  */
-export async function startTemporalDevServer(options: { ui?: boolean; dbFile?: string; onWait?: (ms: number) => void } = {}): Promise<TemporalDevServer> {
+export interface TemporalDevServerOptions {
+  ui?: boolean;
+  /** SQLite file to keep the server's state in (default: in memory); a server started again on it resumes every run. */
+  dbFile?: string;
+  /**
+   * The frontend (gRPC) port; default a free one. A server restarted on its db file must come back on the
+   * same port for workers and clients to reconnect (test/integration/server-restart.test.ts).
+   */
+  port?: number;
+  onWait?: (ms: number) => void;
+}
+
+export async function startTemporalDevServer(options: TemporalDevServerOptions = {}): Promise<TemporalDevServer> {
   try {
     return await startOnce(options);
   } catch (err) {
     if (!/exited with code/.test((err as Error).message)) throw err;
+    // A given port may still be held for a moment by the server that had it: wait, then try it again.
+    if (options.port !== undefined) await new Promise((resolve) => setTimeout(resolve, 2_000));
     return startOnce(options);
   }
 }
 
-async function startOnce(options: { ui?: boolean; dbFile?: string; onWait?: (ms: number) => void }): Promise<TemporalDevServer> {
+async function startOnce(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const binary = ensureTemporalCli();
-  const [port, uiPort, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [port, uiPort, httpPort, metricsPort] = [options.port ?? (await freePort()), await freePort(), await freePort(), await freePort()];
   const args = [
     'server',
     'start-dev',

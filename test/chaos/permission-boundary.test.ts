@@ -1,0 +1,4 @@
+/** permission-boundary under worker kills (test/chaos/chaos.ts). */
+import { chaosSuite } from './chaos';
+
+chaosSuite('permission-boundary');
