@@ -75,22 +75,25 @@ interface Options {
 
 const HELP_AFTER = `
 What it does
-  1. Starts the embedded stack (Temporal dev server, moto) and a worker process with the worker's
-     AWS endpoint behind a proxy that adds --latency ms to every call and counts it.
+  1. Starts the embedded stack (Temporal dev server, moto) and a worker process (bin/countersign.js
+     worker, as a user runs it; --worker-node-options gives it NODE_OPTIONS) with its AWS endpoint
+     behind a proxy that adds --latency ms to every call and counts it.
   2. Seeds, straight into moto (no latency, not counted): with --accounts 1, the worker's own account;
      otherwise an organization with that many member accounts, reached through
      OrganizationAccountAccessRole. Each account gets --users users: half idle, each with a console
      password, two access keys, an enabled virtual MFA device, an inline policy, an attached managed
      policy and a group membership; half active (their keys are used during planning).
   3. Runs stale-iam-users (maxIdle just long enough to make the idle half stale) on every account —
-     one organization-wide run with a single approval when the client offers startOrganization,
-     otherwise one run per account, all at once — approves it as ${APPROVER}, and waits for the end.
+     one organization-wide run with a single approval, --account-concurrency accounts at once (with
+     --accounts 1 and no --organization, one run in the worker's own account) — approves it as
+     ${APPROVER}, and waits for the end.
   4. Prints plan time (start → awaiting approval), apply time (approval → done, soak included), the
      AWS calls the worker made (total, per removed user, by action), the end state checked in moto per
-     account, history sizes and the largest payload, and the worker's peak RSS.
+     account, history sizes and the largest payload, and the worker process's peak RSS (VmHWM).
   5. Unless --skip-floor: resets moto, seeds the same estate again and removes it with a plain script
-     (bench/floor.ts) making the same AWS calls as the activities, --concurrency users at once per
-     account, through the same proxy: the floor any orchestration is measured against.
+     (bench/floor.ts) making the same AWS calls as the activities, --account-concurrency accounts and
+     --concurrency users per account at once, through the same proxy: the floor any orchestration is
+     measured against.
 
 Reading the figures
   calls per removed user / ${MINIMAL_CALLS_PER_USER}: the minimal deletion of one seeded idle user is ${MINIMAL_CALLS_PER_USER} calls —
