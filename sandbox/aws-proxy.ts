@@ -174,7 +174,8 @@ export function identifyCall(method: string, path: string, headers: IncomingHttp
     return { ...base, action, protocol: 'json', mutation: !isRead(action) };
   }
   const queryAction = service === 's3' ? null : (formParams(body, headers)?.get('Action') ?? url.searchParams.get('Action'));
-  if (queryAction) return { ...base, action: queryAction, protocol: 'query', mutation: !isRead(queryAction) };
+  // STS hands out credentials (AssumeRole, GetSessionToken) and changes nothing in an account: never a mutation.
+  if (queryAction) return { ...base, action: queryAction, protocol: 'query', mutation: service !== 'sts' && !isRead(queryAction) };
   return { ...base, action: `${method} ${url.pathname}`, protocol: 'rest-xml', mutation: method !== 'GET' && method !== 'HEAD' };
 }
 

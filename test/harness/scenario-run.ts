@@ -349,34 +349,26 @@ export interface IdempotentAction {
   why: string;
 }
 
-const ASSUME_ROLE: IdempotentAction = {
-  action: /^sts:AssumeRole$/,
-  why: 'a restarted worker assumes the member role again with the same session name: a new session, nothing in the account changes',
-};
-
 /**
  * Per kind, the mutations that may reach AWS twice with the same parameters — a retry after a lost
  * worker or a failed attempt — because sending them again changes nothing. Any other mutation seen
  * twice is a change applied twice. Mutations that fail when repeated (CreateUser, DeleteUser,
  * DeleteLoginProfile, CreateTrail, DeleteTrail, CreatePolicy, AttachPolicy, DetachPolicy, …) answer
- * an error the second time and are never counted (the proxy counts 2xx answers only).
+ * an error the second time and are never counted (the proxy counts 2xx answers only). STS calls (a
+ * restarted worker assumes a member role again) are not mutations at all (sandbox/aws-proxy.ts).
  */
 export const IDEMPOTENT_DUPLICATES: Record<string, IdempotentAction[]> = {
   'stale-iam-users': [
-    ASSUME_ROLE,
     { action: /^iam:UpdateAccessKey$/, why: 'setting a key to the status it already has (Inactive on disable, Active on re-enable) is a no-op' },
   ],
   'retire-default-trails': [
-    ASSUME_ROLE,
     { action: /^cloudtrail:(StopLogging|StartLogging)$/, why: 'stopping a stopped trail, or starting a logging one, leaves it as it is' },
   ],
   'permission-boundary': [
-    ASSUME_ROLE,
     { action: /^iam:(PutRolePermissionsBoundary|DeleteRolePermissionsBoundary)$/, why: 'putting the boundary a role already has (or removing one it no longer has) leaves the role as it is' },
   ],
-  scp: [ASSUME_ROLE],
+  scp: [],
   'org-trail': [
-    ASSUME_ROLE,
     { action: /^organizations:EnableAWSServiceAccess$/, why: 'enabling trusted access that is enabled changes nothing' },
     { action: /^s3:PUT \//, why: "the bucket settings (public access block, versioning, ownership, encryption, policy) are whole-value PUTs: the same value again leaves the bucket as it is" },
     { action: /^cloudtrail:(StartLogging|StopLogging|UpdateTrail)$/, why: 'starting a logging trail, or updating a trail to the settings it has, leaves it as it is' },
@@ -385,7 +377,7 @@ export const IDEMPOTENT_DUPLICATES: Record<string, IdempotentAction[]> = {
 
 /** Duplicates that are not in the kind's idempotent list: mutations applied twice. */
 export function unexpectedDuplicates(kind: string, duplicates: Record<string, number>): string[] {
-  const allowed = IDEMPOTENT_DUPLICATES[kind] ?? [ASSUME_ROLE];
+  const allowed = IDEMPOTENT_DUPLICATES[kind] ?? [];
   return Object.keys(duplicates).filter((action) => !allowed.some((a) => a.action.test(action)));
 }
 

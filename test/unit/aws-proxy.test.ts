@@ -331,7 +331,7 @@ describe('aws-proxy', () => {
     await send(proxy.endpoint, query('iam', 'ListUsers'));
     await send(proxy.endpoint, query('iam', 'DeleteLoginProfile', { UserName: 'a' }));
     await send(proxy.endpoint, query('iam', 'GenerateCredentialReport'));
-    await send(proxy.endpoint, query('sts', 'GetCallerIdentity'));
+    await send(proxy.endpoint, query('sts', 'AssumeRole', { RoleArn: 'arn:aws:iam::111111111111:role/r', RoleSessionName: 's' }));
     await send(proxy.endpoint, json('cloudtrail', 'LookupEvents'));
     await send(proxy.endpoint, json('cloudtrail', 'StopLogging', { Name: 't' }));
     await send(proxy.endpoint, json('organizations', 'DescribeOrganization'));
@@ -348,7 +348,7 @@ describe('aws-proxy', () => {
         'iam:ListUsers': 1,
         'iam:DeleteLoginProfile': 1,
         'iam:GenerateCredentialReport': 1,
-        'sts:GetCallerIdentity': 1,
+        'sts:AssumeRole': 1,
         'cloudtrail:LookupEvents': 1,
         'cloudtrail:StopLogging': 1,
         'organizations:DescribeOrganization': 1,
