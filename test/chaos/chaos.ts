@@ -178,7 +178,7 @@ export function chaosSuite(kind: KindName): void {
       say(`run ${n + 1}: ${run.outcome} in ${Math.round(run.ms / 1000)}s, ${run.kills.filter((k) => !k.missed).length} kill(s), ${run.retriedAttempts} retried attempt(s); ${problems.length ? `PROBLEMS:\n  ${problems.join('\n  ')}` : 'as an uninterrupted run'}`);
     }
     summary.ms = Date.now() - started;
-    say(`\n${summaryTable([summary])}\nidempotent duplicates accepted for ${kind}: ${IDEMPOTENT_DUPLICATES[kind]?.map((a) => `${a.action.source} — ${a.why}`).join('; ') ?? 'none'}\n`);
+    say(`\n${summaryTable([summary])}\nidempotent duplicates accepted for ${kind}: ${IDEMPOTENT_DUPLICATES[kind]?.map((a) => `${a.action.source} — ${a.why}`).join('; ') || 'none'}\n`);
     expect(summary.failures).toEqual([]);
     expect(killed).toBeGreaterThanOrEqual(KILLS_PER_KIND);
   });

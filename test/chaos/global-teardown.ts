@@ -19,7 +19,7 @@ export default async function globalTeardown(): Promise<void> {
         `Chaos: worker SIGKILLed and restarted at randomised points; AWS ${describeFaults(CHAOS_FAULTS)}, latency ${CHAOS_LATENCY_MS} ms; seed ${summaries[0]?.seed} (COUNTERSIGN_CHAOS_SEED=${summaries[0]?.seed} to reproduce); ${wall}s wall`,
         summaryTable(summaries),
         'Mutations accepted when repeated (idempotent in AWS), per kind:',
-        ...summaries.map((s) => `  ${s.kind}: ${(IDEMPOTENT_DUPLICATES[s.kind] ?? []).map((a) => `${a.action.source} (${a.why})`).join('; ')}`),
+        ...summaries.map((s) => `  ${s.kind}: ${(IDEMPOTENT_DUPLICATES[s.kind] ?? []).map((a) => `${a.action.source} (${a.why})`).join('; ') || 'none'}`),
         ...summaries.flatMap((s) => s.failures.map((f) => `  FAILED ${s.kind} ${f}`)),
         '',
       ];
