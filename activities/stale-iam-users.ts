@@ -220,11 +220,12 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       // Read ahead in chunks so a page that ends early reads little past its end.
       const CHUNK = 32;
       let taken = 0;
-      // Many candidates left: the account's users in bulk instead of a GetUser each (user-directory.ts).
+      // Many candidates left: the account's users in bulk instead of a GetUser each (user-directory.ts),
+      // keeping the next 500 candidates (more than a page holds; any past them are read one by one).
       let directory: UserDirectory | undefined;
       for (const candidate of candidates) {
         if (!assessed.has(candidate.user)) {
-          if (!directory && candidates.length - taken >= DIRECTORY_MIN_USERS) directory = await implementedRead(() => readUserDirectory(iam, now), { emulator: aws.settings.emulator });
+          if (!directory && candidates.length - taken >= DIRECTORY_MIN_USERS) directory = await implementedRead(() => readUserDirectory(iam, new Set(candidates.slice(taken, taken + 500).map((c) => c.user)), now), { emulator: aws.settings.emulator });
           const until = Math.min(candidates.length, taken + CHUNK);
           index = taken;
           const end = until;
@@ -437,7 +438,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       const full = request.action === 'delete-user';
       // Many users: the account's users in bulk first, in this attempt, so each user's own reads are
       // only what the bulk read lacks (access keys, password, MFA, SSH keys, certificates).
-      const directory = request.changes.length >= DIRECTORY_MIN_USERS ? await implementedRead(() => readUserDirectory(iam, now), batchOptions(request).errors) : undefined;
+      const directory = request.changes.length >= DIRECTORY_MIN_USERS ? await implementedRead(() => readUserDirectory(iam, new Set(request.changes.map(userNameOf)), now), batchOptions(request).errors) : undefined;
       const run = await runBatch(
         request.changes,
         async (change) => {

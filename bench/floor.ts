@@ -99,14 +99,15 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
   // The same reads as the engine's batches of up to BATCH_SIZE users, each reading the users in
   // bulk first: here one bulk read per block of that many users, made when its first user is reached,
   // while the users themselves are worked on `concurrency` at a time as before.
-  const inBatches = async <T>(w: AccountWork, items: T[], each: (item: T, directory: UserDirectory | undefined) => Promise<void>): Promise<void> => {
+  const inBatches = async <T extends { user: string }>(w: AccountWork, items: T[], each: (item: T, directory: UserDirectory | undefined) => Promise<void>): Promise<void> => {
     const directories = new Map<number, Promise<UserDirectory | undefined>>();
     const directoryOf = (i: number): Promise<UserDirectory | undefined> => {
       const block = Math.floor(i / BATCH_SIZE);
       let read = directories.get(block);
       if (!read) {
         const size = Math.min(BATCH_SIZE, items.length - block * BATCH_SIZE);
-        read = size >= DIRECTORY_MIN_USERS ? readUserDirectory(w.iam) : Promise.resolve(undefined);
+        const names = new Set(items.slice(block * BATCH_SIZE, block * BATCH_SIZE + size).map((item) => item.user));
+        read = size >= DIRECTORY_MIN_USERS ? readUserDirectory(w.iam, names) : Promise.resolve(undefined);
         directories.set(block, read);
       }
       return read;
@@ -129,7 +130,7 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
     const candidates = rows
       .filter((row) => assessStaleness(row, { now: at, maxIdleMs: options.maxIdleMs }).verdict === 'stale')
       .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
-    const directory = candidates.length >= DIRECTORY_MIN_USERS ? await readUserDirectory(w.iam) : undefined;
+    const directory = candidates.length >= DIRECTORY_MIN_USERS ? await readUserDirectory(w.iam, new Set(candidates.map((c) => c.user))) : undefined;
     const assessed = await pool(candidates, concurrency, async (c) => {
       const snapshot = await snapshotIamUserCredentials(w.iam, c.user, { ...lifecycle, directory, forReview: true, loginProfileKnown: true, lastUsedFromReport: reportLastUse(c) });
       if (snapshot && c.passwordEnabled === true) snapshot.loginProfile = { createDate: '', passwordResetRequired: false };

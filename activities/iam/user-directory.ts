@@ -41,12 +41,16 @@ export interface UserDirectory {
 
 const PAGE = 1000;
 
-export async function readUserDirectory(iam: IAMClient, now: () => Date = () => new Date()): Promise<UserDirectory> {
+/**
+ * `only`: the users the caller will ask about; the rest of each page is dropped as it is read, so what
+ * is kept is the size of a batch, not of the account.
+ */
+export async function readUserDirectory(iam: IAMClient, only: ReadonlySet<string>, now: () => Date = () => new Date()): Promise<UserDirectory> {
   const users = new Map<string, DirectoryUser>();
   for await (const page of paginateGetAccountAuthorizationDetails({ client: iam, pageSize: PAGE }, { Filter: ['User'] })) {
     keepAlive();
     for (const u of page.UserDetailList ?? []) {
-      if (!u.UserName) continue;
+      if (!u.UserName || !only.has(u.UserName)) continue;
       users.set(u.UserName, {
         userName: u.UserName,
         userId: u.UserId ?? '',

@@ -65,8 +65,10 @@ it('records the same snapshot as reading each user, without the per-user reads i
   managedArn = (await iam.send(new CreatePolicyCommand({ PolicyName: 'managed-read', PolicyDocument: DOC }))).Policy?.Arn ?? '';
   for (const name of ['dir-a', 'dir-b', 'dir-c']) await seedUser(name);
 
-  const directory = await readUserDirectory(iam);
+  const directory = await readUserDirectory(iam, new Set(['dir-a', 'dir-b', 'dir-c', 'dir-absent']));
   expect([...directory.users.keys()].sort()).toEqual(['dir-a', 'dir-b', 'dir-c']);
+  // Only the users asked about are kept.
+  expect([...(await readUserDirectory(iam, new Set(['dir-b']))).users.keys()]).toEqual(['dir-b']);
 
   for (const name of ['dir-a', 'dir-b', 'dir-c']) {
     const alone = await snapshotIamUser(iam, name, { emulator: 'moto', lean: true });
@@ -87,13 +89,13 @@ it('records the same snapshot as reading each user, without the per-user reads i
 });
 
 it('reads on its own a user the directory does not hold, and finds a user deleted since it was read gone', async () => {
-  const directory = await readUserDirectory(iam);
+  const directory = await readUserDirectory(iam, new Set(['dir-a', 'dir-later']));
   await iam.send(new CreateUserCommand({ UserName: 'dir-later' }));
   const later = await snapshotIamUserCredentials(iam, 'dir-later', { emulator: 'moto', directory });
   expect(later?.userName).toBe('dir-later');
 
   await iam.send(new CreateUserCommand({ UserName: 'dir-gone' }));
-  const withGone = await readUserDirectory(iam);
+  const withGone = await readUserDirectory(iam, new Set(['dir-gone']));
   expect(withGone.users.has('dir-gone')).toBe(true);
   await iam.send(new DeleteUserCommand({ UserName: 'dir-gone' }));
   await expect(snapshotIamUser(iam, 'dir-gone', { emulator: 'moto', lean: true, directory: withGone })).resolves.toBeNull();
