@@ -35,7 +35,6 @@ export interface DirectoryUser {
 
 /** The account's users by name, as both listings agreed on them. */
 export interface UserDirectory {
-  readAt: Date;
   users: Map<string, DirectoryUser>;
 }
 
@@ -45,7 +44,7 @@ const PAGE = 1000;
  * `only`: the users the caller will ask about; the rest of each page is dropped as it is read, so what
  * is kept is the size of a batch, not of the account.
  */
-export async function readUserDirectory(iam: IAMClient, only: ReadonlySet<string>, now: () => Date = () => new Date()): Promise<UserDirectory> {
+export async function readUserDirectory(iam: IAMClient, only: ReadonlySet<string>): Promise<UserDirectory> {
   const users = new Map<string, DirectoryUser>();
   for await (const page of paginateGetAccountAuthorizationDetails({ client: iam, pageSize: PAGE }, { Filter: ['User'] })) {
     keepAlive();
@@ -78,5 +77,5 @@ export async function readUserDirectory(iam: IAMClient, only: ReadonlySet<string
   }
   // A user in one listing and not the other (created, deleted or recreated between them) is left out:
   // callers read a user the directory does not hold one by one, as they would without it.
-  return { readAt: now(), users: confirmed };
+  return { users: confirmed };
 }
