@@ -63,7 +63,9 @@ session acted through. Exits 0 when every run checks out.`,
 with the demo approval policy — prints the environment to use it from another shell, and runs until
 Ctrl-C.`,
   worker: `Runs a worker on COUNTERSIGN_TASK_QUEUE for TEMPORAL_ADDRESS until SIGINT/SIGTERM. Reads
-COUNTERSIGN_POLICY (the approval policy) and AWS credentials from the environment.`,
+COUNTERSIGN_POLICY (the approval policy) and AWS credentials from the environment;
+COUNTERSIGN_METRICS_ADDRESS (ip:port) serves Prometheus metrics, and COUNTERSIGN_WORKER_HEAP_GROWTH
+(percent, default 20; 0 = V8's own) sets how soon it collects garbage, trading CPU for memory.`,
   start: `Starts a remediation. It plans against live AWS state and waits for approval; the plan, its digest
 and the approve command are printed once the plan is ready (unless --no-wait).`,
   status: `Shows the phase, the plan (with its digest), decisions and refusals with their reasons, the current

@@ -14,7 +14,7 @@ import { ParamError, isKindName, kindNames, kindSpec, resolveKindParams } from '
 import type { KindName } from '../common/kinds';
 import type { DecideSignal, Outcome, Phase, RemediationStatus } from '../common/messages';
 import type { Change, ChangeResult, LeftAlone, VerifyCheck } from '../common/plan';
-import { CLIENT_CHANNEL_ARGS, metricsAddressFromEnv, temporalSettingsFromEnv } from '../worker/config';
+import { CLIENT_CHANNEL_ARGS, metricsAddressFromEnv, temporalSettingsFromEnv, workerHeapGrowthFromEnv } from '../worker/config';
 import { resolveAwsSettings } from '../activities/aws/clients';
 import { buildEvidence } from '../evidence/record';
 import { evidenceMarkdown } from '../evidence/markdown';
@@ -500,12 +500,11 @@ function checkEnvironment(command: string, env: NodeJS.ProcessEnv = process.env)
     const port = match ? Number(match[2]) : NaN;
     if (!match || port < 1 || port > 65535) throw new UsageError(`TEMPORAL_ADDRESS must be host:port (e.g. 127.0.0.1:7233 or temporal:7233), not "${env.TEMPORAL_ADDRESS}"`);
   }
-  if (METRICS_COMMANDS.has(command)) {
-    try {
-      metricsAddressFromEnv(env);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+  try {
+    if (METRICS_COMMANDS.has(command)) metricsAddressFromEnv(env);
+    if (command === 'worker') workerHeapGrowthFromEnv(env);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
 }
 

@@ -10,7 +10,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { WORKFLOW_BUNDLE_FILE, WORKFLOW_BUNDLE_SIDECAR, workflowSourcesDigest } from '../worker/config';
+import { WORKFLOW_BUNDLE_FILE, WORKFLOW_BUNDLE_SIDECAR, WORKFLOW_BUNDLER_OPTIONS, workflowSourcesDigest } from '../worker/config';
 import type { WorkflowBundleSidecar } from '../worker/config';
 
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
@@ -26,7 +26,7 @@ export async function buildWorkflowBundle(root: string): Promise<{ codePath: str
       // unreadable: rebuild
     }
   }
-  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(root, 'workflows'), logger: quiet });
+  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(root, 'workflows'), logger: quiet, ...WORKFLOW_BUNDLER_OPTIONS });
   // The bundle first, then its sidecar, each by rename: a reader never pairs a new sidecar with an old
   // or half-written bundle (at worst an old sidecar with a new bundle, which reads as stale).
   writeFileSync(`${codePath}.tmp`, code);

@@ -38,7 +38,7 @@ import { KINDS } from '../common/kinds';
 import type { Outcome, RemediationStatus } from '../common/messages';
 import { workflowIdFor } from '../common/messages';
 import type { Plan } from '../common/plan';
-import { selectWorkflowSource } from '../worker/config';
+import { selectWorkflowSource, WORKFLOW_BUNDLER_OPTIONS } from '../worker/config';
 import { createPino } from '../worker/logger';
 import type { AwsCall } from './aws-proxy';
 import { identifyCall } from './aws-proxy';
@@ -366,7 +366,7 @@ async function saveHistory(r: Recorder, workflowId: string, file: string): Promi
   const history = await r.stack.client.workflow.getHandle(workflowId).fetchHistory();
   // The check the replay test makes, before the file is kept.
   const source = selectWorkflowSource(path.join(__dirname, '..', 'workflows'));
-  const code = source.kind === 'prebuilt' ? { workflowBundle: { codePath: source.codePath } } : { workflowsPath: source.workflowsPath };
+  const code = source.kind === 'prebuilt' ? { workflowBundle: { codePath: source.codePath } } : { workflowsPath: source.workflowsPath, bundlerOptions: WORKFLOW_BUNDLER_OPTIONS };
   await Worker.runReplayHistory(code, history, workflowId);
   const target = path.join(REPLAY_DIR, file);
   writeFileSync(target, `${historyToJSON(history)}\n`);

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { ClientConnectConfig } from '@temporalio/envconfig';
+import type { BundleOptions } from '@temporalio/worker';
 
 export const DEFAULT_TASK_QUEUE = 'countersign';
 
@@ -42,6 +43,28 @@ export function metricsAddressFromEnv(env: NodeJS.ProcessEnv = process.env): str
   return parseMetricsAddress(raw);
 }
 
+/**
+ * `COUNTERSIGN_WORKER_HEAP_GROWTH`: how far, in percent, the worker's V8 heap may grow past what the
+ * last full garbage collection kept before the next one runs (V8's --heap-growing-percent); default 20.
+ * A worker's live data is small (its plan pages, batches and the runs it caches) but it makes a lot of
+ * short-lived garbage: every AWS answer is parsed whole, and a bulk user read is a megabyte of XML per
+ * 1,000 users. Left to itself, V8 on a large host lets the heap grow to several times the live data
+ * before collecting, so the resident set of a worker applying a few thousand changes reached 390–490
+ * MiB, most of it garbage. It only sets when V8 collects — the heap limit stays V8's own, so nothing a
+ * worker needs is ever refused; the price is more frequent full collections (bench/scale.ts measures
+ * both). 0 leaves V8's own heuristics.
+ */
+export const DEFAULT_WORKER_HEAP_GROWTH = 20;
+
+export function workerHeapGrowthFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.COUNTERSIGN_WORKER_HEAP_GROWTH?.trim();
+  if (!raw) return DEFAULT_WORKER_HEAP_GROWTH;
+  if (!/^\d{1,4}$/.test(raw) || Number(raw) > 1000) {
+    throw new Error(`COUNTERSIGN_WORKER_HEAP_GROWTH must be a whole percentage from 0 (V8's own heuristics) to 1000, not "${raw}"; the default is ${DEFAULT_WORKER_HEAP_GROWTH}`);
+  }
+  return Number(raw);
+}
+
 export function parseMetricsAddress(address: string): string {
   // ip:port or [ipv6]:port: the runtime parses a socket address, so no host names (not even localhost).
   const match = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):(\d{1,5})$/.exec(address);
@@ -58,7 +81,7 @@ export function parseMetricsAddress(address: string): string {
  * (seconds of CPU, and the bundler's native @swc/core in the image). Next to it,
  * dist/workflow-bundle.json records a digest of what the bundle was built from: every compiled file
  * under dist/workflows and dist/common (all that workflows import from this project) and the versions
- * of the packages the bundle embeds. A worker recomputes the digest at start (a few dozen small
+ * of the packages the bundle embeds (and how it is built). A worker recomputes the digest at start (a few dozen small
  * files) and uses the bundle only when it matches; otherwise — a `tsc` run without the bundling step,
  * an edited file in dist/ — it bundles as before, saying so in one log line. A content digest rather
  * than mtimes: copies (Docker layers, `cp -r`) change mtimes but not contents.
@@ -69,6 +92,19 @@ export const WORKFLOW_BUNDLE_SIDECAR = 'workflow-bundle.json';
 const BUNDLED_FOLDERS = ['workflows', 'common'];
 /** Packages whose code the bundle embeds: a new version (npm install) makes the bundle stale. */
 const BUNDLED_PACKAGES = ['@temporalio/workflow', '@temporalio/common', 'zod'];
+
+/**
+ * How the workflow bundle is built, wherever it is built (`npm run build`, a worker bundling at start,
+ * the test setup). The SDK's default inlines a full source map — every bundled file's source, zod's
+ * megabyte included — which the worker holds twice (the bundle text, and the map parsed for workflow
+ * stack traces) for as long as it runs. A map without the sources and with line-level mappings still
+ * turns a workflow stack trace into file:line of this project's code, at about a fifth of the size.
+ * The SDK requires the map to be inline (it reads it from the bundle), so `inline-` stays.
+ */
+const WORKFLOW_BUNDLE_DEVTOOL = 'inline-nosources-cheap-module-source-map';
+export const WORKFLOW_BUNDLER_OPTIONS: Pick<BundleOptions, 'webpackConfigHook'> = {
+  webpackConfigHook: (config) => ({ ...config, devtool: WORKFLOW_BUNDLE_DEVTOOL }),
+};
 
 export interface WorkflowBundleSidecar {
   digest: string;
@@ -95,6 +131,7 @@ function packageVersion(name: string): string {
 /** The digest of what a bundle of `<root>/workflows` is built from (see above). */
 export function workflowSourcesDigest(root: string): string {
   const hash = createHash('sha256');
+  hash.update(`devtool ${WORKFLOW_BUNDLE_DEVTOOL}\n`);
   for (const name of BUNDLED_PACKAGES) hash.update(`${name}@${packageVersion(name)}\n`);
   const files = BUNDLED_FOLDERS.flatMap((folder) => sourceFiles(path.join(root, folder)))
     .map((file) => path.relative(root, file).split(path.sep).join('/'))

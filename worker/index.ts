@@ -3,13 +3,14 @@
  * and shuts down gracefully on SIGINT/SIGTERM (in-flight activities finish or are retried elsewhere).
  */
 import path from 'node:path';
+import v8 from 'node:v8';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type pino from 'pino';
 import { createActivities } from '../activities';
 import { AwsClients, resolveAwsSettings } from '../activities/aws/clients';
 import type { AwsSettings } from '../activities/aws/clients';
-import { metricsAddressFromEnv, parseMetricsAddress, selectWorkflowSource, temporalSettingsFromEnv } from './config';
+import { metricsAddressFromEnv, parseMetricsAddress, selectWorkflowSource, temporalSettingsFromEnv, workerHeapGrowthFromEnv, WORKFLOW_BUNDLER_OPTIONS } from './config';
 import { createPino, PinoTemporalLogger } from './logger';
 
 let installed: { logger: pino.Logger; metricsAddress?: string } | undefined;
@@ -83,16 +84,28 @@ export async function createCountersignWorker(options: CountersignWorkerOptions)
 }
 
 /** The workflow code for Worker.create: the given bundle, the prebuilt one, or workflows/ bundled now. */
-function workflowCode(given?: { codePath: string }): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
+function workflowCode(given?: { codePath: string }): { workflowBundle: { codePath: string } } | { workflowsPath: string; bundlerOptions: typeof WORKFLOW_BUNDLER_OPTIONS } {
   if (given) return { workflowBundle: given };
   const source = selectWorkflowSource(path.join(__dirname, '..', 'workflows'));
   if (source.kind === 'prebuilt') return { workflowBundle: { codePath: source.codePath } };
   Runtime.instance().logger.info(`bundling workflows at start: ${source.reason}`, { workflowsPath: source.workflowsPath });
-  return { workflowsPath: source.workflowsPath };
+  return { workflowsPath: source.workflowsPath, bundlerOptions: WORKFLOW_BUNDLER_OPTIONS };
+}
+
+/**
+ * How eagerly V8 collects garbage in this process (worker/config.ts workerHeapGrowthFromEnv): a
+ * process-wide V8 flag, so it covers the workflow thread too. V8 reads it each time it sets the next
+ * collection's threshold, which is why it can be set here, after start, rather than on node's command
+ * line (where NODE_OPTIONS does not allow it). 0: V8's own heuristics, nothing set.
+ */
+export function tuneWorkerHeap(growthPercent: number): void {
+  if (growthPercent > 0) v8.setFlagsFromString(`--heap-growing-percent=${growthPercent}`);
 }
 
 /** `countersign worker`: a worker for TEMPORAL_ADDRESS until SIGINT/SIGTERM. */
 export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const heapGrowth = workerHeapGrowthFromEnv(env);
+  tuneWorkerHeap(heapGrowth);
   const log = installLogging(undefined, { metricsAddress: metricsAddressFromEnv(env) });
   const temporal = temporalSettingsFromEnv(env);
   const awsSettings = await resolveAwsSettings(env);
@@ -110,7 +123,7 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
     policyPath: env.COUNTERSIGN_POLICY || undefined,
   });
   log.info(
-    { address: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, awsEndpoint: awsSettings.endpoint ?? 'AWS', policy: env.COUNTERSIGN_POLICY ?? 'built-in default' },
+    { address: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, awsEndpoint: awsSettings.endpoint ?? 'AWS', policy: env.COUNTERSIGN_POLICY ?? 'built-in default', heapGrowthPercent: heapGrowth || 'V8 default' },
     'worker started',
   );
   // Worker.run() handles SIGINT/SIGTERM itself (Runtime's shutdown signals): it stops polling and

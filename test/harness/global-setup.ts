@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { startTemporalDevServer } from '../../sandbox/temporal';
+import { WORKFLOW_BUNDLER_OPTIONS } from '../../worker/config';
 import type { TemporalDevServer } from '../../sandbox/temporal';
 import { ensureMotoServer } from '../../sandbox/toolchain';
 
@@ -27,6 +28,7 @@ export default async function globalSetup(): Promise<void> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.resolve(__dirname, '..', '..', 'workflows'),
     logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } as never,
+    ...WORKFLOW_BUNDLER_OPTIONS,
   });
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   writeFileSync(bundlePath, code);

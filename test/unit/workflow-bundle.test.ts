@@ -25,6 +25,13 @@ beforeEach(() => {
 
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
+/** The source map a bundle carries inline (the SDK reads it from there). */
+function inlineSourceMap(code: string): { sources: string[]; sourcesContent?: unknown; mappings: string } {
+  const inline = /\/\/# sourceMappingURL=data:application\/json;[^,]*base64,(\S+)\s*$/.exec(code);
+  if (!inline) throw new Error('the bundle has no inline source map');
+  return JSON.parse(Buffer.from(inline[1] ?? '', 'base64').toString('utf8')) as { sources: string[]; sourcesContent?: unknown; mappings: string };
+}
+
 describe('the prebuilt workflow bundle', () => {
   it('`npm run build` and `prepare` write it', () => {
     const scripts = (JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
@@ -46,6 +53,16 @@ describe('the prebuilt workflow bundle', () => {
     expect(readFileSync(built.codePath, 'utf8')).toContain('hello');
     expect(selectWorkflowSource(path.join(root, 'workflows'))).toEqual({ kind: 'prebuilt', codePath: built.codePath });
     expect(await buildWorkflowBundle(root)).toMatchObject({ rebuilt: false });
+  }, 120_000);
+
+  it('carries a line-level source map without the sources (what a worker holds for stack traces)', async () => {
+    const { codePath } = await buildWorkflowBundle(root);
+    const map = inlineSourceMap(readFileSync(codePath, 'utf8'));
+    expect(map.sources).toEqual(expect.arrayContaining([expect.stringMatching(/workflows\/index\.js$/), expect.stringMatching(/common\/greeting\.js$/)]));
+    expect(map.sourcesContent).toBeUndefined();
+    expect(map.mappings.length).toBeGreaterThan(0);
+    // The project's own bundle, as `npm run build` wrote it (the SDK's default map held every source).
+    expect(inlineSourceMap(readFileSync(path.join(projectRoot, 'dist', WORKFLOW_BUNDLE_FILE), 'utf8')).sourcesContent).toBeUndefined();
   }, 120_000);
 
   it('is not used once the compiled workflows or common code changed (stale)', async () => {
