@@ -122,7 +122,13 @@ export interface AwsProxy {
   /** Replaces the fault rates (throws on a rate outside 0..1 or exclusive rates summing over 1). */
   setFaults(rates: FaultRates): void;
   setLatency(ms: number): void;
-  /** Forgets calls, statistics and seen mutations, and restarts the PRNG at the seed; rates and latency stay. */
+  /** Answer AccessDenied to every call `matches` accepts (not forwarded), until `clearRules`. */
+  deny(matches: CallMatcher): void;
+  /** Hold the first call `matches` accepts until released; later ones pass. */
+  hold(matches: CallMatcher): HeldCall;
+  /** Drops the deny and hold rules (a held call stays held until released). */
+  clearRules(): void;
+  /** Forgets calls, statistics and seen mutations, and restarts the PRNG at the seed; rates, latency and rules stay. */
   reset(): void;
   close(): Promise<void>;
 }
@@ -247,7 +253,8 @@ interface Answer {
   body: string;
 }
 
-type AnswerFault = 'throttle' | 'http500' | 'http503';
+/** The faults answered without forwarding; accessDenied only by a `deny` rule, never drawn at random. */
+type AnswerFault = 'throttle' | 'http500' | 'http503' | 'accessDenied';
 
 const MESSAGES = {
   http500: 'We encountered an internal error. Please try again.',
@@ -256,6 +263,7 @@ const MESSAGES = {
 
 export function faultAnswer(call: AwsCall, fault: AnswerFault, headers: IncomingHttpHeaders): Answer {
   const requestId = randomUUID();
+  if (fault === 'accessDenied') return accessDenied(call, requestId);
   if (call.protocol === 'json') {
     // The request's own content type: application/x-amz-json-1.1 (CloudTrail, Organizations) or 1.0 (SQS).
     const contentType = header(headers, 'content-type')?.startsWith('application/x-amz-json') ? header(headers, 'content-type') : 'application/x-amz-json-1.1';
@@ -294,6 +302,46 @@ export function faultAnswer(call: AwsCall, fault: AnswerFault, headers: Incoming
   const hostId = randomBytes(24).toString('base64');
   const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>${requestId}</RequestId><HostId>${hostId}</HostId></Error>`;
   return { status, headers: { 'content-type': 'application/xml', 'x-amz-request-id': requestId, 'x-amz-id-2': hostId }, body };
+}
+
+/** AccessDenied as each protocol answers an explicit deny, so the SDK names the error as AWS would. */
+function accessDenied(call: AwsCall, requestId: string): Answer {
+  const message = `User is not authorized to perform: ${call.service}:${call.action} with an explicit deny in a service control policy`;
+  if (call.protocol === 'json') {
+    return { status: 400, headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': requestId }, body: JSON.stringify({ __type: 'AccessDeniedException', message }) };
+  }
+  if (call.protocol === 'query') {
+    const xmlns = QUERY_NAMESPACES[call.service] ?? QUERY_NAMESPACES.iam;
+    const body = `<ErrorResponse xmlns="${xmlns}"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>${message}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`;
+    return { status: 403, headers: { 'content-type': 'text/xml', 'x-amzn-requestid': requestId }, body };
+  }
+  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>${requestId}</RequestId></Error>`;
+  return { status: 403, headers: { 'content-type': 'application/xml', 'x-amz-request-id': requestId }, body };
+}
+
+/** The parameters of a call: the form of a query-protocol call, the JSON body of a json-protocol call ({} for rest-xml). */
+export type CallInput = Record<string, unknown>;
+export type CallMatcher = (call: AwsCall, input: CallInput) => boolean;
+
+export function callInput(call: AwsCall, body: Buffer): CallInput {
+  const text = body.toString('utf8');
+  if (call.protocol === 'json') {
+    try {
+      return JSON.parse(text || '{}') as CallInput;
+    } catch {
+      return {};
+    }
+  }
+  if (call.protocol === 'query') return Object.fromEntries(new URLSearchParams(text));
+  return {};
+}
+
+/** A call held by a `hold` rule. */
+export interface HeldCall {
+  /** Resolves once a matching call has arrived and is being held. */
+  reached: Promise<void>;
+  /** Lets it through (to moto, or to its other faults). */
+  release(): void;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -357,6 +405,8 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
   let seen = new Set<string>();
   /** Session access key → the account of the role it was assumed in, from AssumeRole answers. */
   const sessionAccounts = new Map<string, string>();
+  let denied: CallMatcher | undefined;
+  let held: { matches: CallMatcher; reached: () => void; released: Promise<void> } | undefined;
 
   // Keep-alive, as the SDK's own handler does: a connection per call would add latency that real AWS does not.
   const agent = new Agent({ keepAlive: true });
@@ -437,6 +487,20 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
       record.ms = performance.now() - started;
       if (snapshot === stats) noteSuccess(record, key);
     };
+
+    const input = denied || held ? callInput(call, body) : undefined;
+    if (input && denied?.(call, input)) {
+      const answer = faultAnswer(call, 'accessDenied', req.headers);
+      res.writeHead(answer.status, { ...answer.headers, 'content-length': Buffer.byteLength(answer.body) });
+      res.end(answer.body, () => done(answer.status));
+      return;
+    }
+    if (input && held?.matches(call, input)) {
+      const { reached, released } = held;
+      held = undefined;
+      reached();
+      await released;
+    }
 
     await sleep(latencyMs + (drawn.slowMs ?? 0));
 
@@ -542,6 +606,21 @@ export async function startAwsProxy(options: AwsProxyOptions): Promise<AwsProxy>
     },
     setLatency(ms) {
       latencyMs = checkLatency(ms);
+    },
+    deny(matches) {
+      denied = matches;
+    },
+    hold(matches) {
+      let reached!: () => void;
+      let release!: () => void;
+      const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      held = { matches, reached, released };
+      return { reached: reachedPromise, release };
+    },
+    clearRules() {
+      denied = undefined;
+      held = undefined;
     },
     reset() {
       stats = emptyStats();

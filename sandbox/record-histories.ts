@@ -19,16 +19,13 @@
  * - failed:      approved, and AWS then answers AccessDenied to a call of a later stage (as an SCP or a
  *                narrower role would), so the engine rolls back what it applied.
  *
- * The denials and holds come from a small proxy between the worker and moto (only the worker uses it).
+ * The denials and holds come from the AWS proxy (sandbox/aws-proxy.ts) between the worker and moto
+ * (only the worker uses it): its deny and hold rules.
  * Each written history is replayed once before the next run starts.
  */
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { Agent, createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { Command, InvalidArgumentError } from 'commander';
@@ -40,8 +37,8 @@ import { workflowIdFor } from '../common/messages';
 import type { Plan } from '../common/plan';
 import { selectWorkflowSource, WORKFLOW_BUNDLER_OPTIONS } from '../worker/config';
 import { createPino } from '../worker/logger';
-import type { AwsCall } from './aws-proxy';
-import { identifyCall } from './aws-proxy';
+import type { AwsProxy, CallMatcher } from './aws-proxy';
+import { startAwsProxy } from './aws-proxy';
 import type { Scenario, ScenarioState } from './scenarios';
 import { SCENARIOS, createScenarioContext } from './scenarios';
 import type { Stack } from './stack';
@@ -82,141 +79,6 @@ const SHORT_APPROVAL_TIMEOUT = '3s';
 const LONG_SOAK = '1h';
 /** Fixtures past this size are reported: a fixture should hold a small estate. */
 const LARGE_FIXTURE_BYTES = 200 * 1024;
-
-// ---------------------------------------------------------------------------------------------------
-// A proxy between the worker and moto that can deny or hold chosen AWS calls.
-
-/** The parameters of a call: the form of a query-protocol call, the JSON body of a json-protocol call. */
-type CallInput = Record<string, unknown>;
-type CallMatcher = (call: AwsCall, input: CallInput) => boolean;
-
-interface Hold {
-  /** Resolves when a matching call has arrived and is being held. */
-  reached: Promise<void>;
-  release(): void;
-}
-
-interface AwsGate {
-  endpoint: string;
-  /** Answer AccessDenied to every call `matches` accepts, until `clear`. */
-  deny(matches: CallMatcher): void;
-  /** Hold the first call `matches` accepts until released (later ones pass). */
-  hold(matches: CallMatcher): Hold;
-  clear(): void;
-  close(): Promise<void>;
-}
-
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect']);
-
-function withoutHopByHop(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const kept: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) kept[name] = value;
-  return kept;
-}
-
-function callInput(call: AwsCall, body: Buffer): CallInput {
-  const text = body.toString('utf8');
-  if (call.protocol === 'json') {
-    try {
-      return JSON.parse(text || '{}') as CallInput;
-    } catch {
-      return {};
-    }
-  }
-  if (call.protocol === 'query') return Object.fromEntries(new URLSearchParams(text));
-  return {};
-}
-
-/** AccessDenied as each protocol really answers it, so the SDK names the error as AWS would. */
-function accessDenied(call: AwsCall): { status: number; headers: OutgoingHttpHeaders; body: string } {
-  const requestId = randomUUID();
-  const message = `User is not authorized to perform: ${call.service}:${call.action} with an explicit deny in a service control policy`;
-  if (call.protocol === 'json') {
-    return { status: 400, headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': requestId }, body: JSON.stringify({ __type: 'AccessDeniedException', message }) };
-  }
-  if (call.protocol === 'query') {
-    const body = `<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>${message}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`;
-    return { status: 403, headers: { 'content-type': 'text/xml', 'x-amzn-requestid': requestId }, body };
-  }
-  const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>${requestId}</RequestId></Error>`;
-  return { status: 403, headers: { 'content-type': 'application/xml', 'x-amz-request-id': requestId }, body };
-}
-
-async function startAwsGate(upstream: string): Promise<AwsGate> {
-  const target = new URL(upstream);
-  const agent = new Agent({ keepAlive: true });
-  let denied: CallMatcher | undefined;
-  let held: { matches: CallMatcher; reached: () => void; released: Promise<void> } | undefined;
-
-  const readBody = (req: IncomingMessage) =>
-    new Promise<Buffer>((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => resolve(Buffer.concat(chunks)));
-      req.on('error', reject);
-    });
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await readBody(req);
-    const call = identifyCall(req.method ?? 'GET', req.url ?? '/', req.headers, body);
-    const input = callInput(call, body);
-    if (denied?.(call, input)) {
-      const answer = accessDenied(call);
-      res.writeHead(answer.status, { ...answer.headers, 'content-length': Buffer.byteLength(answer.body) });
-      res.end(answer.body);
-      return;
-    }
-    if (held?.matches(call, input)) {
-      const { reached, released } = held;
-      held = undefined;
-      reached();
-      await released;
-    }
-    const headers = withoutHopByHop(req.headers);
-    headers['content-length'] = body.length;
-    const out = httpRequest({ host: target.hostname, port: target.port || 80, method: req.method, path: req.url, headers, agent }, (reply) => {
-      res.writeHead(reply.statusCode ?? 502, withoutHopByHop(reply.headers));
-      reply.pipe(res);
-    });
-    out.on('error', (err) => {
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
-      res.end(`record-histories proxy: ${err.message}`);
-    });
-    out.end(body);
-  }
-
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
-      res.end(`record-histories proxy: ${(err as Error).message}`);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    deny(matches) {
-      denied = matches;
-    },
-    hold(matches) {
-      let reached!: () => void;
-      let release!: () => void;
-      const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
-      const released = new Promise<void>((resolve) => (release = resolve));
-      held = { matches, reached, released };
-      return { reached: reachedPromise, release };
-    },
-    clear() {
-      denied = undefined;
-      held = undefined;
-    },
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      agent.destroy();
-    },
-  };
-}
 
 const callIs = (name: string): CallMatcher => (call) => `${call.service}:${call.action}` === name;
 
@@ -281,7 +143,7 @@ const DRIVERS: Record<KindName, KindDriver> = {
 
 interface Recorder {
   stack: Stack;
-  gate: AwsGate;
+  gate: AwsProxy;
   client: RemediationClient;
   policyPath: string;
   say(line: string): void;
@@ -391,7 +253,7 @@ async function seeded(r: Recorder, kind: KindName): Promise<{ scenario: Scenario
 async function recordKind(r: Recorder, kind: KindName, outcome: RecordedOutcome): Promise<void> {
   r.say(`\n${kind} → ${outcome}`);
   writePolicy(r.policyPath, outcome === 'expired' ? SHORT_APPROVAL_TIMEOUT : '1h');
-  r.gate.clear();
+  r.gate.clearRules();
   const { scenario, state, close } = await seeded(r, kind);
   try {
     const params = paramsFor(kind, scenario, outcome);
@@ -411,7 +273,7 @@ async function recordKind(r: Recorder, kind: KindName, outcome: RecordedOutcome)
     }
     await saveHistory(r, workflowId, fixtureName(kind, outcome));
   } finally {
-    r.gate.clear();
+    r.gate.clearRules();
     close();
   }
 }
@@ -420,7 +282,7 @@ async function recordOrganization(r: Recorder): Promise<void> {
   const outcome: RecordedOutcome = 'completed';
   r.say(`\n${ORGANIZATION} (${ORGANIZATION_KIND}) → ${outcome}`);
   writePolicy(r.policyPath, '1h');
-  r.gate.clear();
+  r.gate.clearRules();
   const { scenario, state, close } = await seeded(r, ORGANIZATION_KIND);
   try {
     const workflowId = recordedWorkflowId(ORGANIZATION_KIND, ORGANIZATION, outcome);
@@ -477,7 +339,7 @@ async function main(): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const policyPath = path.join(mkdtempSync(path.join(os.tmpdir(), 'countersign-record-')), 'policy.json');
   writePolicy(policyPath, '1h');
-  let gate: AwsGate | undefined;
+  let gate: AwsProxy | undefined;
   say(`Recording ${runs.length} histor${runs.length === 1 ? 'y' : 'ies'} into ${path.relative(process.cwd(), REPLAY_DIR) || REPLAY_DIR}`);
   let stack: Stack | undefined;
   const failures: string[] = [];
@@ -488,7 +350,7 @@ async function main(): Promise<number> {
       say,
       logger: createPino(process.env.COUNTERSIGN_LOG_LEVEL ?? 'error'),
       workerAwsEndpoint: async (moto) => {
-        gate = await startAwsGate(moto.endpoint);
+        gate = await startAwsProxy({ upstream: moto.endpoint });
         return gate.endpoint;
       },
     });

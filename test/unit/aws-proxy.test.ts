@@ -1,6 +1,7 @@
 /**
  * The AWS fault/latency proxy (sandbox/aws-proxy.ts). The upstream is a plain Node HTTP server, not
- * moto: what is tested is the proxy's own behaviour — forwarding, fault shapes, counting, seeding — and
+ * moto: what is tested is the proxy's own behaviour — forwarding, fault shapes, counting, seeding, the
+ * deny and hold rules — and
  * a recording fake shows exactly what reached the upstream, which moto would not tell. The last test
  * points real SDK v3 clients at the proxy to prove the fault bodies parse into the names the SDK raises.
  */
@@ -374,6 +375,52 @@ describe('aws-proxy', () => {
     expect(() => proxy.setFaults({ throttle: 0.6, reset: 0.6 })).toThrow(/more than 1/);
     expect(() => proxy.setLatency(-1)).toThrow(RangeError);
     await expect(startAwsProxy({ upstream: 'https://iam.amazonaws.com' })).rejects.toThrow(/http:\/\/ endpoints only/);
+  });
+
+  it('deny answers AccessDenied, without forwarding, only to the calls its rule accepts (by parameters too), until clearRules', async () => {
+    proxy.deny((call, input) => call.action === 'DeleteUser' && input.UserName === 'alice');
+    const denied = await send(proxy.endpoint, query('iam', 'DeleteUser', { UserName: 'alice' }));
+    expect(denied.status).toBe(403);
+    expect(denied.body).toMatch(/^<ErrorResponse xmlns="https:\/\/iam\.amazonaws\.com\/doc\/2010-05-08\/"><Error><Type>Sender<\/Type><Code>AccessDenied<\/Code><Message>User is not authorized to perform: iam:DeleteUser with an explicit deny in a service control policy<\/Message>/);
+    expect(upstream.seen).toHaveLength(0);
+    expect((await send(proxy.endpoint, query('iam', 'DeleteUser', { UserName: 'bob' }))).status).toBe(200);
+    expect(upstream.seen).toHaveLength(1);
+
+    proxy.deny((call) => call.service === 'cloudtrail');
+    const json1 = await send(proxy.endpoint, json('cloudtrail', 'StopLogging', { Name: 'org-trail' }));
+    expect(json1.status).toBe(400);
+    expect(JSON.parse(json1.body)).toMatchObject({ __type: 'AccessDeniedException' });
+    proxy.clearRules();
+    expect((await send(proxy.endpoint, json('cloudtrail', 'StopLogging', { Name: 'org-trail' }))).status).toBe(200);
+    expect(upstream.seen).toHaveLength(2);
+  });
+
+  it('hold keeps the first matching call until released, and lets later ones through', async () => {
+    const held = proxy.hold((call) => call.action === 'CreateTrail');
+    const first = send(proxy.endpoint, json('cloudtrail', 'CreateTrail', { Name: 'org-trail' }));
+    await held.reached;
+    expect((await send(proxy.endpoint, json('cloudtrail', 'CreateTrail', { Name: 'second' }))).status).toBe(200);
+    expect(upstream.seen.map((s) => s.body)).toEqual([JSON.stringify({ Name: 'second' })]);
+    held.release();
+    expect((await first).status).toBe(200);
+    expect(upstream.seen.map((s) => s.body)).toEqual([JSON.stringify({ Name: 'second' }), JSON.stringify({ Name: 'org-trail' })]);
+  });
+
+  it('deny gives real SDK v3 clients the AccessDenied error names AWS gives them', async () => {
+    proxy.deny(() => true);
+    const config = { endpoint: proxy.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'fake-secret' }, maxAttempts: 1 };
+    const iam = new IAMClient(config);
+    const cloudtrail = new CloudTrailClient(config);
+    const bucket = new S3Client({ ...config, forcePathStyle: true });
+    try {
+      const nameOf = (promise: Promise<unknown>) => promise.then(() => 'no error', (err: Error) => err.name);
+      expect(await nameOf(iam.send(new ListUsersCommand({})))).toBe('AccessDenied');
+      expect(await nameOf(cloudtrail.send(new DescribeTrailsCommand({})))).toBe('AccessDeniedException');
+      expect(await nameOf(bucket.send(new ListObjectsV2Command({ Bucket: 'evidence' })))).toBe('AccessDenied');
+    } finally {
+      for (const client of [iam, cloudtrail, bucket]) client.destroy();
+    }
+    expect(upstream.seen).toHaveLength(0);
   });
 
   it('throttles real SDK v3 clients into the error names the SDK raises and Countersign classifies', async () => {
