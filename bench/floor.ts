@@ -20,7 +20,7 @@
 import { GetGroupCommand, GetUserCommand, paginateGetGroup, paginateListUsers, paginateListVirtualMFADevices } from '@aws-sdk/client-iam';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { AwsClients } from '../activities/aws/clients';
-import { isAwsError } from '../activities/aws/errors';
+import { classifyAwsError, isAwsError } from '../activities/aws/errors';
 import { assessStaleness, fetchCredentialReport, parseCredentialReport } from '../activities/iam/credential-report';
 import type { IamUserSnapshot } from '../activities/iam/user-lifecycle';
 import { disableAsRecorded, removeIamUserAsRecorded, snapshotIamUser, snapshotIamUserCredentials } from '../activities/iam/user-lifecycle';
@@ -52,11 +52,30 @@ export interface FloorOptions {
 export interface FloorResult {
   wallMs: number;
   phasesMs: { plan: number; disable: number; soak: number; delete: number; verify: number };
+  /** Reads made again after the emulator failed them (emulatorRetried). */
+  emulatorRetries: number;
   /** Per account: users deleted, users left alone by the drift checks, verification problems. */
   accounts: { account: string; planned: number; deleted: number; leftAlone: number; problems: string[] }[];
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A read again when the emulator fails it (moto answers an HTML 500 now and then under load, most
+ * often to the large bulk read): the worker's batches retry such a read (activities/batch.ts
+ * implementedRead), and a plain script would too. Up to 5 attempts; counted in `retried`.
+ */
+async function emulatorRetried<T>(read: () => Promise<T>, retried: { reads: number }, emulator: 'moto' | undefined): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (err) {
+      if (attempt >= 5 || classifyAwsError(err, { emulator }).category !== 'unimplemented') throw err;
+      retried.reads++;
+      await sleep(250 * attempt);
+    }
+  }
+}
 
 /** Run `work` over `items`, `concurrency` at a time. */
 export async function pool<T, R>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
@@ -84,6 +103,7 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
   const { aws, concurrency } = options;
   const emulator = aws.settings.emulator;
   const lifecycle = { emulator, now: () => new Date() };
+  const retried = { reads: 0 };
   const started = Date.now();
   const work: AccountWork[] = await Promise.all(
     options.accounts.map(async (account) => ({
@@ -107,7 +127,7 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
       if (!read) {
         const size = Math.min(BATCH_SIZE, items.length - block * BATCH_SIZE);
         const names = new Set(items.slice(block * BATCH_SIZE, block * BATCH_SIZE + size).map((item) => item.user));
-        read = size >= DIRECTORY_MIN_USERS ? readUserDirectory(w.iam, names) : Promise.resolve(undefined);
+        read = size >= DIRECTORY_MIN_USERS ? emulatorRetried(() => readUserDirectory(w.iam, names), retried, emulator) : Promise.resolve(undefined);
         directories.set(block, read);
       }
       return read;
@@ -125,12 +145,12 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
   // Plan: the credential report, then the reads planStaleIamUserRemoval makes of every stale candidate.
   const plan = await phase('planned', async (w) => {
     const at = new Date();
-    const report = await fetchCredentialReport(w.iam, { now: at, maxAgeMs: emulator === 'moto' ? null : 4 * 3_600_000 });
+    const report = await emulatorRetried(() => fetchCredentialReport(w.iam, { now: at, maxAgeMs: emulator === 'moto' ? null : 4 * 3_600_000 }), retried, emulator);
     const rows = parseCredentialReport(report.csv).filter((r) => !r.isRoot);
     const candidates = rows
       .filter((row) => assessStaleness(row, { now: at, maxIdleMs: options.maxIdleMs }).verdict === 'stale')
       .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
-    const directory = candidates.length >= DIRECTORY_MIN_USERS ? await readUserDirectory(w.iam, new Set(candidates.map((c) => c.user))) : undefined;
+    const directory = candidates.length >= DIRECTORY_MIN_USERS ? await emulatorRetried(() => readUserDirectory(w.iam, new Set(candidates.map((c) => c.user))), retried, emulator) : undefined;
     const assessed = await pool(candidates, concurrency, async (c) => {
       const snapshot = await snapshotIamUserCredentials(w.iam, c.user, { ...lifecycle, directory, forReview: true, loginProfileKnown: true, lastUsedFromReport: reportLastUse(c) });
       if (snapshot && c.passwordEnabled === true) snapshot.loginProfile = { createDate: '', passwordResetRequired: false };
@@ -229,6 +249,7 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
   return {
     wallMs: Date.now() - started,
     phasesMs: { plan, disable, soak, delete: del, verify },
+    emulatorRetries: retried.reads,
     accounts: work.map((w) => ({ account: w.account, planned: w.planned.length, deleted: w.deleted.length, leftAlone: w.leftAlone, problems: w.problems })),
   };
 }

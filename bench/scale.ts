@@ -655,6 +655,7 @@ async function main(): Promise<void> {
       out(`  wall:                  ${secs(floor.wallMs)} (plan ${secs(floor.phasesMs.plan)}, disable ${secs(floor.phasesMs.disable)}, soak ${secs(floor.phasesMs.soak)}, delete ${secs(floor.phasesMs.delete)}, verify ${secs(floor.phasesMs.verify)})`);
       out(`  AWS calls:             ${floorStats.calls} (${floorPerUser.toFixed(1)} per removed user, ${(floorPerUser / MINIMAL_CALLS_PER_USER).toFixed(2)} × the minimal ${MINIMAL_CALLS_PER_USER})`);
       for (const c of floorChecks) out(`    ${c.ok ? 'OK  ' : 'FAIL'} ${c.account}: ${c.idleGone}/${c.idle} idle users gone, ${c.activeUntouched}/${c.active} active users untouched${c.problems.length ? ` — ${c.problems.join('; ')}` : ''}`);
+      if (floor.emulatorRetries > 0) out(`  emulator failures:     ${floor.emulatorRetries} read(s) made again after moto answered an HTML 500`);
       for (const a of floor.accounts) if (a.problems.length || a.leftAlone) out(`    ${a.account}: ${a.leftAlone} left alone; ${a.problems.join('; ')}`);
       const wallRatio = run.wallMs / floor.wallMs;
       const callsRatio = stats.calls / Math.max(1, floorStats.calls);
@@ -664,6 +665,7 @@ async function main(): Promise<void> {
         seedMs: floorEstate.seedMs,
         wallMs: floor.wallMs,
         phasesMs: floor.phasesMs,
+        emulatorRetries: floor.emulatorRetries,
         awsCalls: floorStats.calls,
         callsByAction: floorStats.byAction,
         callsPerRemovedUser: floorPerUser,

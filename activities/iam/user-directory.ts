@@ -13,7 +13,6 @@
  */
 import { paginateGetAccountAuthorizationDetails, paginateListUsers } from '@aws-sdk/client-iam';
 import type { IAMClient } from '@aws-sdk/client-iam';
-import { AdaptiveLimit } from '../aws/rate-limit';
 import { keepAlive } from '../heartbeat';
 
 /** Below this many users a per-user read is cheaper than reading the whole account. */
@@ -42,27 +41,10 @@ export interface UserDirectory {
 const PAGE = 1000;
 
 /**
- * Bulk reads one at a time per worker process. A page is parsed whole by the SDK — about a megabyte of
- * XML per 1,000 users on AWS, and the whole account in one answer on moto, which does not page this
- * call — so the parse, not the data kept, sets the worker's memory, and several accounts' batches
- * reading at once multiplied it. A read takes a few calls; the others wait that long.
- */
-const bulkReads = new AdaptiveLimit(1);
-
-/**
  * `only`: the users the caller will ask about; the rest of each page is dropped as it is read, so what
  * is kept is the size of a batch, not of the account.
  */
 export async function readUserDirectory(iam: IAMClient, only: ReadonlySet<string>): Promise<UserDirectory> {
-  await bulkReads.acquire();
-  try {
-    return await readBoth(iam, only);
-  } finally {
-    bulkReads.release();
-  }
-}
-
-async function readBoth(iam: IAMClient, only: ReadonlySet<string>): Promise<UserDirectory> {
   const users = new Map<string, DirectoryUser>();
   for await (const page of paginateGetAccountAuthorizationDetails({ client: iam, pageSize: PAGE }, { Filter: ['User'] })) {
     keepAlive();

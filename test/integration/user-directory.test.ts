@@ -1,8 +1,7 @@
 /**
  * The bulk read of an account's users (activities/iam/user-directory.ts) against moto: a snapshot
  * taken with it records exactly what one taken user by user records, without the per-user reads it
- * replaces, a user it does not hold (created since, or deleted since) is read on its own, and a
- * worker process makes one bulk read at a time.
+ * replaces, and a user it does not hold (created since, or deleted since) is read on its own.
  */
 import {
   AddUserToGroupCommand,
@@ -101,33 +100,4 @@ it('reads on its own a user the directory does not hold, and finds a user delete
   await iam.send(new DeleteUserCommand({ UserName: 'dir-gone' }));
   await expect(snapshotIamUser(iam, 'dir-gone', { emulator: 'moto', lean: true, directory: withGone })).resolves.toBeNull();
   await expect(snapshotIamUserCredentials(iam, 'dir-gone', { emulator: 'moto', directory: withGone })).resolves.toBeNull();
-});
-
-it('reads one account at a time per worker process, however many batches ask at once', async () => {
-  // Three clients, as three accounts' batches would have, counting the bulk reads in flight.
-  let inFlight = 0;
-  let most = 0;
-  const clients = [0, 1, 2].map(() => {
-    const client = new IAMClient({ region: 'us-east-1', endpoint: moto.endpoint, maxAttempts: 1, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName !== 'GetAccountAuthorizationDetailsCommand' && context.commandName !== 'ListUsersCommand') return next(args);
-        most = Math.max(most, ++inFlight);
-        try {
-          return await next(args);
-        } finally {
-          inFlight--;
-        }
-      },
-      { step: 'initialize', name: 'countInFlight' },
-    );
-    return client;
-  });
-  try {
-    const read = await Promise.all(clients.map((client) => readUserDirectory(client, new Set(['dir-a', 'dir-b']))));
-    for (const directory of read) expect([...directory.users.keys()].sort()).toEqual(['dir-a', 'dir-b']);
-    expect(most).toBe(1);
-  } finally {
-    for (const client of clients) client.destroy();
-  }
 });
