@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The Countersign worker image (docker-compose.yml's `worker`), on Node 22. Any `countersign` command runs
-# the same way: `docker compose run --rm worker node bin/countersign.js status <workflowId>`.
+# the same way: `docker compose run --rm worker bin/countersign.js status <workflowId>`.
 # The base is pinned to Node 22 on Debian bookworm; pin a digest (node:22-bookworm-slim@sha256:…) to freeze
 # it completely.
 
@@ -26,5 +26,7 @@ WORKDIR /app
 # its own code.
 COPY --from=build /app /app
 USER node
-# Exec form, so SIGTERM reaches node and the worker drains (compose: init + stop_grace_period).
-CMD ["node", "bin/countersign.js", "worker"]
+# Exec form, so SIGTERM reaches node and the worker drains (compose: init + stop_grace_period). The bin
+# script itself, not `node bin/countersign.js`: its first line (env -S, coreutils) starts node with the
+# worker's memory settings; env execs node, so node is still the process that gets the signal.
+CMD ["bin/countersign.js", "worker"]

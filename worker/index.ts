@@ -107,6 +107,8 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
   const heapGrowth = workerHeapGrowthFromEnv(env);
   tuneWorkerHeap(heapGrowth);
   const log = installLogging(undefined, { metricsAddress: metricsAddressFromEnv(env) });
+  // What bin/countersign.js's first line and COUNTERSIGN_WORKER_HEAP_GROWTH set (`node bin/…` skips the former).
+  log.info({ heapGrowthPercent: heapGrowth || 'V8 default', nodeFlags: process.execArgv, mallocArenaMax: process.env.MALLOC_ARENA_MAX ?? 'glibc default' }, 'worker memory settings');
   const temporal = temporalSettingsFromEnv(env);
   const awsSettings = await resolveAwsSettings(env);
   let connection: NativeConnection;
@@ -123,7 +125,7 @@ export async function runWorkerFromEnv(env: NodeJS.ProcessEnv = process.env): Pr
     policyPath: env.COUNTERSIGN_POLICY || undefined,
   });
   log.info(
-    { address: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, awsEndpoint: awsSettings.endpoint ?? 'AWS', policy: env.COUNTERSIGN_POLICY ?? 'built-in default', heapGrowthPercent: heapGrowth || 'V8 default' },
+    { address: temporal.address, namespace: temporal.namespace, taskQueue: temporal.taskQueue, awsEndpoint: awsSettings.endpoint ?? 'AWS', policy: env.COUNTERSIGN_POLICY ?? 'built-in default' },
     'worker started',
   );
   // Worker.run() handles SIGINT/SIGTERM itself (Runtime's shutdown signals): it stops polling and

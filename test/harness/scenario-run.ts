@@ -142,7 +142,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export function startWorkerProcess(env: Record<string, string | undefined>): Promise<WorkerProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [process.env.COUNTERSIGN_TEST_WORKER_CLI || CLI, 'worker'], { env: { ...process.env, ...env, COUNTERSIGN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    // The bin script itself, as a user runs it (its first line starts node with the worker's memory settings).
+    const other = process.env.COUNTERSIGN_TEST_WORKER_CLI;
+    const child = spawn(other ? process.execPath : CLI, other ? [other, 'worker'] : ['worker'], { env: { ...process.env, ...env, COUNTERSIGN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     let started = false;
     const timer = setTimeout(() => {

@@ -34,7 +34,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function startWorkerProcess(): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, ...stack.env, AWS_ENDPOINT_URL: proxy.endpoint, COUNTERSIGN_LOG_LEVEL: 'info' };
-    const child = spawn(process.execPath, [CLI, 'worker'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(CLI, ['worker'], { env, stdio: ['ignore', 'ignore', 'pipe'] }); // the bin script, as a user runs it
     workers.push(child);
     let log = '';
     const timer = setTimeout(() => reject(new Error(`worker did not start:\n${log}`)), 60_000);

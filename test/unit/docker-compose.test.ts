@@ -48,7 +48,9 @@ interface ComposeFile {
 
 const TEMPORAL_IMAGE = 'temporalio/server';
 const ADMIN_TOOLS_IMAGE = 'temporalio/admin-tools';
-const WORKER_CMD = ['node', 'bin/countersign.js', 'worker'];
+// The bin script itself, not `node bin/…`: its first line starts node with the worker's memory
+// settings (see bin/countersign.js), which `node bin/countersign.js` would skip.
+const WORKER_CMD = ['bin/countersign.js', 'worker'];
 const NODE_IMAGE = 'node:22-bookworm-slim';
 const SEARCH_ATTRIBUTES = ['CountersignKind', 'CountersignAccount', 'CountersignPhase', 'CountersignOutcome', 'CountersignRequestedBy'];
 const MIN_RETENTION_DAYS = 400;
@@ -368,7 +370,7 @@ function dockerfileProblems(compose: ComposeFile, readFile: (relative: string) =
   const user = instructions.slice(lastFrom).filter((i) => i.keyword === 'USER').at(-1)?.args;
   if (user === undefined || /^(root|0)(:|$)/.test(user)) problems.push(`${dockerfile}: the image runs as ${user ?? 'root (no USER)'}`);
 
-  // Docker uses the last CMD. Exec form (a JSON array), so SIGTERM reaches node and the worker drains.
+  // Docker uses the last CMD. Exec form (a JSON array), so SIGTERM reaches node (env execs it) and the worker drains.
   const cmd = instructions.filter((i) => i.keyword === 'CMD').at(-1);
   let argv: unknown;
   try {
@@ -628,18 +630,18 @@ describe(`docker-compose.yml, as Docker Compose ${COMPOSE_VERSION} reads it (no 
 
     it('a missing Dockerfile, one whose CMD is not the worker, another base, one stage, root', () => {
       expect(dockerfileProblems(compose, () => undefined)).toEqual(['worker: builds Dockerfile, which does not exist']);
-      const shellForm = `FROM ${NODE_IMAGE} AS build\nRUN npm ci && \\\n  npm run build\nFROM ${NODE_IMAGE}\nUSER node\nCMD ["node","bin/countersign.js","worker"]\nCMD node bin/countersign.js dev\n`;
+      const shellForm = `FROM ${NODE_IMAGE} AS build\nRUN npm ci && \\\n  npm run build\nFROM ${NODE_IMAGE}\nUSER node\nCMD ["bin/countersign.js","worker"]\nCMD node bin/countersign.js dev\n`;
       expect(dockerfileProblems(compose, () => shellForm)).toEqual([
-        'Dockerfile: CMD is node bin/countersign.js dev, not ["node","bin/countersign.js","worker"]',
+        'Dockerfile: CMD is node bin/countersign.js dev, not ["bin/countersign.js","worker"]',
       ]);
-      const alpine = 'FROM node:20-alpine\n# RUN npm ci\nUSER node\nFROM node:20-alpine\nCMD ["node","bin/countersign.js","worker"]\n';
+      const alpine = 'FROM node:20-alpine\n# RUN npm ci\nUSER node\nFROM node:20-alpine\nCMD ["bin/countersign.js","worker"]\n';
       expect(dockerfileProblems(compose, () => alpine)).toEqual([
         `Dockerfile: stages are FROM node:20-alpine, node:20-alpine, not ${NODE_IMAGE}`,
         'Dockerfile: never installs dependencies (npm install)',
         'Dockerfile: never runs npm run build',
         'Dockerfile: the image runs as root (no USER)',
       ]);
-      const oneStage = `FROM ${NODE_IMAGE}\nRUN npm install && npm run build\nUSER root\nCMD ["node","bin/countersign.js","worker"]\n`;
+      const oneStage = `FROM ${NODE_IMAGE}\nRUN npm install && npm run build\nUSER root\nCMD ["bin/countersign.js","worker"]\n`;
       expect(dockerfileProblems(compose, () => oneStage)).toEqual([
         'Dockerfile: one stage, so the build tools ship in the image',
         'Dockerfile: the image runs as root',
