@@ -6,8 +6,8 @@
 // 8 per core for the worker's many native threads (Temporal's core, libuv), whose scattered free memory
 // otherwise stays resident; and V8's young generation is capped at 4 MiB semi-spaces instead of 16, so
 // the garbage of AWS answers is collected young. Measured with `npm run bench:scale`: at 20 accounts ×
-// 500 users the worker's peak RSS went from 310 to about 260 MiB with these (worker/config.ts sets
-// when V8 collects the old generation). `node bin/countersign.js …` skips this line: run the script
+// 500 users the worker's peak RSS went from 310 to 251 MiB with these (worker/config.ts sets when V8
+// collects the old generation). `node bin/countersign.js …` skips this line: run the script
 // itself (as the Dockerfile does) or through npx.
 const path = require('node:path');
 const fs = require('node:fs');
