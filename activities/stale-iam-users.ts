@@ -225,7 +225,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       let directory: UserDirectory | undefined;
       for (const candidate of candidates) {
         if (!assessed.has(candidate.user)) {
-          if (!directory && candidates.length - taken >= DIRECTORY_MIN_USERS) directory = await implementedRead(() => readUserDirectory(iam, new Set(candidates.slice(taken, taken + 500).map((c) => c.user))), { emulator: aws.settings.emulator });
+          if (!directory && candidates.length - taken >= DIRECTORY_MIN_USERS) directory = await implementedRead(() => readUserDirectory(iam, new Set(candidates.slice(taken, taken + 500).map((c) => c.user)), request.account), { emulator: aws.settings.emulator });
           const until = Math.min(candidates.length, taken + CHUNK);
           index = taken;
           const end = until;
@@ -438,7 +438,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
       const full = request.action === 'delete-user';
       // Many users: the account's users in bulk first, in this attempt, so each user's own reads are
       // only what the bulk read lacks (access keys, password, MFA, SSH keys, certificates).
-      const directory = request.changes.length >= DIRECTORY_MIN_USERS ? await implementedRead(() => readUserDirectory(iam, new Set(request.changes.map(userNameOf))), batchOptions(request).errors) : undefined;
+      const directory = request.changes.length >= DIRECTORY_MIN_USERS ? await implementedRead(() => readUserDirectory(iam, new Set(request.changes.map(userNameOf)), request.account), batchOptions(request).errors) : undefined;
       const run = await runBatch(
         request.changes,
         async (change) => {

@@ -127,7 +127,7 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
       if (!read) {
         const size = Math.min(BATCH_SIZE, items.length - block * BATCH_SIZE);
         const names = new Set(items.slice(block * BATCH_SIZE, block * BATCH_SIZE + size).map((item) => item.user));
-        read = size >= DIRECTORY_MIN_USERS ? emulatorRetried(() => readUserDirectory(w.iam, names), retried, emulator) : Promise.resolve(undefined);
+        read = size >= DIRECTORY_MIN_USERS ? emulatorRetried(() => readUserDirectory(w.iam, names, w.account), retried, emulator) : Promise.resolve(undefined);
         directories.set(block, read);
       }
       return read;
@@ -150,7 +150,7 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
     const candidates = rows
       .filter((row) => assessStaleness(row, { now: at, maxIdleMs: options.maxIdleMs }).verdict === 'stale')
       .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
-    const directory = candidates.length >= DIRECTORY_MIN_USERS ? await emulatorRetried(() => readUserDirectory(w.iam, new Set(candidates.map((c) => c.user))), retried, emulator) : undefined;
+    const directory = candidates.length >= DIRECTORY_MIN_USERS ? await emulatorRetried(() => readUserDirectory(w.iam, new Set(candidates.map((c) => c.user)), w.account), retried, emulator) : undefined;
     const assessed = await pool(candidates, concurrency, async (c) => {
       const snapshot = await snapshotIamUserCredentials(w.iam, c.user, { ...lifecycle, directory, forReview: true, loginProfileKnown: true, lastUsedFromReport: reportLastUse(c) });
       if (snapshot && c.passwordEnabled === true) snapshot.loginProfile = { createDate: '', passwordResetRequired: false };

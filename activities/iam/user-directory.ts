@@ -41,15 +41,54 @@ export interface UserDirectory {
 const PAGE = 1000;
 
 /**
+ * One bulk read per account at a time in this worker: callers that pass the same `shareKey` while a
+ * read is under way wait for it and take their users from it, instead of reading the whole account
+ * again beside it. Hand-written because what is shared is Countersign's own (an account's directory,
+ * filtered per caller, dropped when the read settles); there is no cache past the read.
+ */
+const inFlight = new Map<string, Promise<Map<string, DirectoryUser>>>();
+
+/**
  * `only`: the users the caller will ask about; the rest of each page is dropped as it is read, so what
  * is kept is the size of a batch, not of the account.
+ *
+ * `shareKey` (the account): the parts and batches of one account that read at the same moment share
+ * one read (above). Each page of the whole account is parsed at once, and an emulator may answer all
+ * of it in one page (moto ignores MaxItems here: 10,000 users are about 9 MB of XML and 80 MB while
+ * the SDK parses them), so three parts planning together would otherwise hold three. A caller joining
+ * gets facts read at most one read's duration before it asked, the same age as a read it started
+ * itself would have by the time its last page came; the per-user reads and the drift checks that
+ * follow are unchanged.
  */
-export async function readUserDirectory(iam: IAMClient, only: ReadonlySet<string>): Promise<UserDirectory> {
+export async function readUserDirectory(iam: IAMClient, only: ReadonlySet<string>, shareKey?: string): Promise<UserDirectory> {
+  if (shareKey === undefined) return { users: await readAll(iam, only) };
+  let read = inFlight.get(shareKey);
+  if (!read) {
+    const started = readAll(iam, undefined);
+    read = started.finally(() => inFlight.delete(shareKey));
+    inFlight.set(shareKey, read);
+  }
+  const all = await read;
+  const users = new Map<string, DirectoryUser>();
+  for (const name of only) {
+    const user = all.get(name);
+    if (user) users.set(name, user);
+  }
+  return { users };
+}
+
+/** Bulk reads under way in this worker (for tests). */
+export function directoryReadsInFlight(): number {
+  return inFlight.size;
+}
+
+/** Both listings, keeping the users in `only` (every user when undefined). */
+async function readAll(iam: IAMClient, only: ReadonlySet<string> | undefined): Promise<Map<string, DirectoryUser>> {
   const users = new Map<string, DirectoryUser>();
   for await (const page of paginateGetAccountAuthorizationDetails({ client: iam, pageSize: PAGE }, { Filter: ['User'] })) {
     keepAlive();
     for (const u of page.UserDetailList ?? []) {
-      if (!u.UserName || !only.has(u.UserName)) continue;
+      if (!u.UserName || (only && !only.has(u.UserName))) continue;
       users.set(u.UserName, {
         userName: u.UserName,
         userId: u.UserId ?? '',
@@ -77,5 +116,5 @@ export async function readUserDirectory(iam: IAMClient, only: ReadonlySet<string
   }
   // A user in one listing and not the other (created, deleted or recreated between them) is left out:
   // callers read a user the directory does not hold one by one, as they would without it.
-  return { users: confirmed };
+  return confirmed;
 }

@@ -1,7 +1,8 @@
 /**
  * The bulk read of an account's users (activities/iam/user-directory.ts) against moto: a snapshot
  * taken with it records exactly what one taken user by user records, without the per-user reads it
- * replaces, and a user it does not hold (created since, or deleted since) is read on its own.
+ * replaces, and a user it does not hold (created since, or deleted since) is read on its own. Reads of
+ * one account made at the same moment share one bulk read; one made after it settled reads again.
  */
 import {
   AddUserToGroupCommand,
@@ -19,7 +20,7 @@ import {
 } from '@aws-sdk/client-iam';
 import type { MotoSandbox } from '../../sandbox/moto';
 import { startMoto } from '../../sandbox/moto';
-import { readUserDirectory } from '../../activities/iam/user-directory';
+import { directoryReadsInFlight, readUserDirectory } from '../../activities/iam/user-directory';
 import type { IamUserSnapshot } from '../../activities/iam/user-lifecycle';
 import { snapshotIamUser, snapshotIamUserCredentials } from '../../activities/iam/user-lifecycle';
 
@@ -100,4 +101,51 @@ it('reads on its own a user the directory does not hold, and finds a user delete
   await iam.send(new DeleteUserCommand({ UserName: 'dir-gone' }));
   await expect(snapshotIamUser(iam, 'dir-gone', { emulator: 'moto', lean: true, directory: withGone })).resolves.toBeNull();
   await expect(snapshotIamUserCredentials(iam, 'dir-gone', { emulator: 'moto', directory: withGone })).resolves.toBeNull();
+});
+
+it('shares one bulk read among the callers of one account at the same moment, each keeping its own users', async () => {
+  calls.length = 0;
+  const [a, bc, other] = await Promise.all([
+    readUserDirectory(iam, new Set(['dir-a']), 'account-1'),
+    readUserDirectory(iam, new Set(['dir-b', 'dir-c', 'dir-absent']), 'account-1'),
+    // Another key is another account: never served from account-1's read.
+    readUserDirectory(iam, new Set(['dir-a']), 'account-2'),
+  ]);
+  expect([...a.users.keys()]).toEqual(['dir-a']);
+  expect([...bc.users.keys()].sort()).toEqual(['dir-b', 'dir-c']);
+  expect([...other.users.keys()]).toEqual(['dir-a']);
+  expect(a.users.get('dir-a')?.groups).toEqual(['readers']);
+  expect(calls.filter((c) => c === 'GetAccountAuthorizationDetails')).toHaveLength(2);
+  expect(calls.filter((c) => c === 'ListUsers')).toHaveLength(2);
+  expect(directoryReadsInFlight()).toBe(0);
+
+  // Settled reads are not kept: a user created after them is in the next read.
+  await iam.send(new CreateUserCommand({ UserName: 'dir-after' }));
+  calls.length = 0;
+  const after = await readUserDirectory(iam, new Set(['dir-after']), 'account-1');
+  expect([...after.users.keys()]).toEqual(['dir-after']);
+  expect(calls).toEqual(['GetAccountAuthorizationDetails', 'ListUsers']);
+});
+
+it('hands a failed shared read to every caller waiting on it, and the next caller reads afresh', async () => {
+  // moto cannot be made to fail one call on request: a client of its own whose first call is refused
+  // before it is sent (a fault injected in the SDK's middleware) stands in for AWS throttling the read.
+  let failNext = true;
+  const failing = new IAMClient({ region: 'us-east-1', endpoint: moto.endpoint, maxAttempts: 1, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
+  failing.middlewareStack.add(
+    (next) => async (args) => {
+      if (failNext) {
+        failNext = false;
+        throw Object.assign(new Error('Rate exceeded'), { name: 'Throttling' });
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'refuseFirstCall' },
+  );
+  const waiting = [readUserDirectory(failing, new Set(['dir-a']), 'account-3'), readUserDirectory(failing, new Set(['dir-b']), 'account-3')];
+  for (const read of waiting) await expect(read).rejects.toThrow('Rate exceeded');
+  expect(directoryReadsInFlight()).toBe(0);
+  const again = await readUserDirectory(failing, new Set(['dir-b']), 'account-3');
+  expect([...again.users.keys()]).toEqual(['dir-b']);
+  failing.destroy();
 });
