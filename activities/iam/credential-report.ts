@@ -284,10 +284,57 @@ async function generate(iam: IAMClient): Promise<boolean> {
   return out.State === 'COMPLETE';
 }
 
+const CONTENT_OPEN = Buffer.from('<Content>');
+const CONTENT_CLOSE = Buffer.from('</Content>');
+
+async function bytesOf(body: unknown): Promise<Buffer> {
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  const chunks: Buffer[] = [];
+  for await (const chunk of body as AsyncIterable<Uint8Array | string>) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+/**
+ * GetCredentialReport whose answer reaches the SDK's XML parser with the report wrapped in a CDATA
+ * section. Countersign's own workaround, for memory: the SDK's parser (@aws-sdk/xml-builder) builds
+ * element text one character at a time but takes a CDATA section in one slice, and the report is one
+ * base64 element of about 330 bytes per user. A 10,000-user report (3.3 MB) cost about 140 MB of
+ * transient memory that way, the worker's peak, against a few MB like this; the parsed answer is the
+ * same (base64 holds no markup, so no "]]>" can occur in it). Only a successful answer holding the
+ * element is touched; errors and anything else reach the SDK as they came.
+ */
+export function getCredentialReportCommand(observe?: (wrapped: boolean) => void): GetCredentialReportCommand {
+  const command = new GetCredentialReportCommand({});
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const result = await next(args);
+      const response = result.response as { statusCode?: number; body?: unknown };
+      if (!response || response.statusCode !== 200 || response.body === undefined) return result;
+      const raw = await bytesOf(response.body);
+      response.body = reportAsCdata(raw);
+      observe?.(response.body !== raw);
+      return result;
+    },
+    // Below the SDK's deserializer, so `next` answers with the raw HTTP response.
+    { step: 'deserialize', priority: 'low', name: 'credentialReportAsCdata' },
+  );
+  return command;
+}
+
+/** The answer with its <Content> element's text in a CDATA section; the same bytes when it has none. */
+export function reportAsCdata(raw: Buffer): Buffer {
+  const start = raw.indexOf(CONTENT_OPEN);
+  const end = start < 0 ? -1 : raw.indexOf(CONTENT_CLOSE, start);
+  if (end < 0) return raw;
+  const text = raw.subarray(start + CONTENT_OPEN.length, end);
+  if (text.includes(']]>') || text.subarray(0, 9).equals(Buffer.from('<![CDATA['))) return raw;
+  return Buffer.concat([raw.subarray(0, start + CONTENT_OPEN.length), Buffer.from('<![CDATA['), text, Buffer.from(']]>'), raw.subarray(end)]);
+}
+
 /** GetCredentialReport, or null when there is no usable report (missing or expired). Not-ready throws the retryable failure. */
 async function getReport(iam: IAMClient): Promise<GetCredentialReportCommandOutput | null> {
   try {
-    return await iam.send(new GetCredentialReportCommand({}));
+    return await iam.send(getCredentialReportCommand());
   } catch (err) {
     if (isAwsError(err, ...NOT_PRESENT)) return null;
     if (isAwsError(err, ...NOT_READY)) throw notReady();

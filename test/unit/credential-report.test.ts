@@ -29,6 +29,7 @@ import {
   fetchCredentialReport,
   parseCredentialReport,
   type CredentialReportRow,
+  reportAsCdata,
 } from '../../activities/iam/credential-report';
 
 const fixture = (name: string) => readFileSync(join(__dirname, '..', 'fixtures', name), 'utf8');
@@ -392,5 +393,24 @@ describe('fetchCredentialReport', () => {
     const out = await fetchCredentialReport(client, { now: NOW, maxAgeMs: null });
     expect(out).toEqual({ csv: CSV, generatedTime: '2015-02-02T20:02:02.000Z' });
     expect(iam.commandCalls(GenerateCredentialReportCommand)).toHaveLength(0);
+  });
+});
+
+describe('reportAsCdata', () => {
+  const answer = (content: string) => Buffer.from(`<GetCredentialReportResponse><GetCredentialReportResult><Content>${content}</Content><ReportFormat>text/csv</ReportFormat></GetCredentialReportResult></GetCredentialReportResponse>`);
+
+  it('wraps the Content text in a CDATA section and leaves the rest as it was', () => {
+    expect(reportAsCdata(answer('dXNlcixhcm4K')).toString()).toBe(answer('<![CDATA[dXNlcixhcm4K]]>').toString());
+  });
+
+  it('leaves an answer without Content, or whose Content could not sit in CDATA, unchanged', () => {
+    const error = Buffer.from('<ErrorResponse><Error><Code>ReportNotPresent</Code></Error></ErrorResponse>');
+    expect(reportAsCdata(error)).toBe(error);
+    const unclosed = Buffer.from('<GetCredentialReportResponse><Content>abc');
+    expect(reportAsCdata(unclosed)).toBe(unclosed);
+    const already = answer('<![CDATA[abc]]>');
+    expect(reportAsCdata(already)).toBe(already);
+    const markup = answer('a]]>b');
+    expect(reportAsCdata(markup)).toBe(markup);
   });
 });
