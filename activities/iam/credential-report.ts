@@ -13,6 +13,7 @@
 import { GenerateCredentialReportCommand, GetCredentialReportCommand } from '@aws-sdk/client-iam';
 import type { GetCredentialReportCommandOutput, IAMClient } from '@aws-sdk/client-iam';
 import { ApplicationFailure } from '@temporalio/common';
+import { CsvError, parse } from 'csv-parse/sync';
 import { isAwsError } from '../aws/errors';
 
 export interface ReportAccessKey {
@@ -72,59 +73,18 @@ const REQUIRED_COLUMNS = [
 ] as const;
 type Column = (typeof REQUIRED_COLUMNS)[number];
 
-/** RFC 4180 records: quoted fields may hold commas, line breaks and doubled quotes. Blank lines are dropped. */
+/**
+ * RFC 4180 records (csv-parse): quoted fields may hold commas, line breaks and doubled quotes; spaces
+ * around a field are dropped, blank lines and a byte-order mark skipped. Row widths are checked by
+ * the caller, which names the row.
+ */
 function parseCsv(text: string): string[][] {
-  const records: string[][] = [];
-  let record: string[] = [];
-  let field = '';
-  let quoted = false; // inside a quoted field
-  let fieldWasQuoted = false;
-  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0; // byte-order mark
-
-  const endField = () => {
-    record.push(fieldWasQuoted ? field : field.trim());
-    field = '';
-    fieldWasQuoted = false;
-  };
-  const endRecord = () => {
-    endField();
-    if (!(record.length === 1 && record[0] === '')) records.push(record);
-    record = [];
-  };
-
-  for (; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else {
-          quoted = false;
-        }
-      } else {
-        field += c;
-      }
-      continue;
-    }
-    if (c === '"' && field.trim() === '' && !fieldWasQuoted) {
-      quoted = true;
-      fieldWasQuoted = true;
-      field = '';
-    } else if (c === ',') {
-      endField();
-    } else if (c === '\n') {
-      endRecord();
-    } else if (c === '\r') {
-      if (text[i + 1] === '\n') i++;
-      endRecord();
-    } else {
-      field += c;
-    }
+  try {
+    return parse(text, { bom: true, skip_empty_lines: true, trim: true, relax_column_count: true, relax_quotes: true }) as string[][];
+  } catch (err) {
+    if (err instanceof CsvError && err.code === 'CSV_QUOTE_NOT_CLOSED') throw new Error('credential report is malformed: a quoted field is never closed');
+    throw new Error(`credential report is malformed: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (quoted) throw new Error('credential report is malformed: a quoted field is never closed');
-  if (field !== '' || fieldWasQuoted || record.length > 0) endRecord();
-  return records;
 }
 
 function isSentinel(value: string): boolean {
