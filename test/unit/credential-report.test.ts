@@ -120,6 +120,14 @@ describe('parseCredentialReport on the real AWS format', () => {
     expect(rows[0]?.user).toBe('we"ird');
   });
 
+  it('skips a byte-order mark and trims spaces around unquoted fields but not inside quotes', () => {
+    const csv =
+      `\ufeff${HEADER}\n` +
+      ' plain ," spaced name ",2023-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n';
+    const rows = parseCredentialReport(csv);
+    expect(rows.map((r) => [r.user, r.arn])).toEqual([['plain', ' spaced name ']]);
+  });
+
   it('compares booleans case-insensitively (TRUE/FALSE as the old docs print them)', () => {
     const csv =
       `${HEADER}\n` +
