@@ -118,7 +118,8 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
   );
   // The same reads as the engine's batches of up to BATCH_SIZE users, each reading the users in
   // bulk first: here one bulk read per block of that many users, made when its first user is reached,
-  // while the users themselves are worked on `concurrency` at a time as before.
+  // while the users themselves are worked on `concurrency` at a time as before. Reads of one account
+  // under way at the same moment share one, as the worker's do (readUserDirectory's shareKey).
   const inBatches = async <T extends { user: string }>(w: AccountWork, items: T[], each: (item: T, directory: UserDirectory | undefined) => Promise<void>): Promise<void> => {
     const directories = new Map<number, Promise<UserDirectory | undefined>>();
     const directoryOf = (i: number): Promise<UserDirectory | undefined> => {
