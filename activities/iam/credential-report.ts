@@ -259,7 +259,7 @@ async function bytesOf(body: unknown): Promise<Buffer> {
  * section. Countersign's own workaround, for memory: the SDK's parser (@aws-sdk/xml-builder) builds
  * element text one character at a time but takes a CDATA section in one slice, and the report is one
  * base64 element of about 330 bytes per user. A 10,000-user report (3.3 MB) cost about 140 MB of
- * transient memory that way, the worker's peak, against a few MB like this; the parsed answer is the
+ * transient memory that way, the worker's peak, against about 16 MB like this; the parsed answer is the
  * same (base64 holds no markup, so no "]]>" can occur in it). Only a successful answer holding the
  * element is touched; errors and anything else reach the SDK as they came.
  */

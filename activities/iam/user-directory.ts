@@ -54,8 +54,8 @@ const inFlight = new Map<string, Promise<Map<string, DirectoryUser>>>();
  *
  * `shareKey` (the account): the parts and batches of one account that read at the same moment share
  * one read (above). Each page of the whole account is parsed at once, and an emulator may answer all
- * of it in one page (moto ignores MaxItems here: 10,000 users are about 9 MB of XML and 80 MB while
- * the SDK parses them), so three parts planning together would otherwise hold three. A caller joining
+ * of it in one page (moto ignores MaxItems here: 10,000 users with policies are up to 9 MB of XML and
+ * about 80 MB while the SDK parses them), so three parts planning together would otherwise hold three. A caller joining
  * gets facts read at most one read's duration before it asked, the same age as a read it started
  * itself would have by the time its last page came; the per-user reads and the drift checks that
  * follow are unchanged.
@@ -64,8 +64,7 @@ export async function readUserDirectory(iam: IAMClient, only: ReadonlySet<string
   if (shareKey === undefined) return { users: await readAll(iam, only) };
   let read = inFlight.get(shareKey);
   if (!read) {
-    const started = readAll(iam, undefined);
-    read = started.finally(() => inFlight.delete(shareKey));
+    read = readAll(iam, undefined).finally(() => inFlight.delete(shareKey));
     inFlight.set(shareKey, read);
   }
   const all = await read;
