@@ -7,11 +7,9 @@
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY . .
-# Installs the versions in package-lock.json. `npm install`, not `npm ci`: the lock file lacks the
-# native @swc/core packages of other platforms (optional dependencies of the Temporal bundler), which
-# `npm ci` refuses (as in sandbox/bootstrap.js). It also compiles (the `prepare` script), which is why the
-# sources are copied first.
-RUN --mount=type=cache,target=/root/.npm npm install --no-audit --no-fund
+# Installs exactly the versions in package-lock.json (as sandbox/bootstrap.js does). It also compiles
+# (the `prepare` script), which is why the sources are copied first.
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 RUN npm run build
 # The build writes dist/workflow-bundle.js, which the worker loads instead of bundling at start; the
 # bundler (@temporalio/worker) stays a runtime dependency for a worker whose bundle is stale. Only the

@@ -36,11 +36,11 @@ try {
   const lock = path.join(root, 'package-lock.json');
   const installed = path.join(root, 'node_modules', '.package-lock.json');
   if (!fs.existsSync(installed) || mtime(installed) < mtime(lock)) {
-    // `npm install` with the committed lock file, not `npm ci`: @swc/core (the Temporal workflow bundler)
-    // lists native packages for every platform as optional, and a registry that lacks some of them
-    // leaves them out of the lock file, which `npm ci` then refuses. Same versions either way.
-    process.stderr.write('countersign: installing npm dependencies (npm install from package-lock.json)…\n');
-    run(npm, ['install', '--no-audit', '--no-fund'], 'npm install');
+    // `npm ci`: exactly the versions in the committed lock file, and a refusal (not a silent re-resolve)
+    // when package.json and the lock file disagree. The lock file lists the native packages of
+    // @swc/core (the Temporal workflow bundler) for every platform; npm installs only this one's.
+    process.stderr.write('countersign: installing npm dependencies (npm ci, from package-lock.json)…\n');
+    run(npm, ['ci', '--no-audit', '--no-fund'], 'npm ci');
   }
   run(npm, ['run', '--silent', 'build'], 'the TypeScript build');
   toolchain.ensureMotoServer();
