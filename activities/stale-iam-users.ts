@@ -3,7 +3,7 @@
  * verify (docs/aws.md §5). The credential report never crosses into history: the plan carries
  * only the candidates and the reasons others are left alone.
  */
-import { GetGroupCommand, GetUserCommand, paginateGetGroup, paginateListUsers, paginateListVirtualMFADevices } from '@aws-sdk/client-iam';
+import { GetGroupCommand, GetUserCommand, paginateGetGroup, paginateListUsers } from '@aws-sdk/client-iam';
 import { ApplicationFailure, log } from '@temporalio/activity';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { Json } from '../common/json';
@@ -30,6 +30,7 @@ import {
 import { batchResults, implementedRead, runBatch, snapshotResults } from './batch';
 import type { UserDirectory } from './iam/user-directory';
 import { DIRECTORY_MIN_USERS, readUserDirectory } from './iam/user-directory';
+import { listVirtualMfaSerials } from './iam/mfa-devices';
 import type { BatchRun } from './batch';
 import { keepAlive } from './heartbeat';
 import type { CredentialState } from './iam/user-drift';
@@ -543,12 +544,7 @@ export function createStaleIamUserActivities(deps: StaleIamUserDeps) {
           const observed = (result.observed ?? {}) as { groups?: string[]; virtualMfaDevices?: string[] };
           return { change, expect: { userName: userNameOf(change), groups: observed.groups ?? [], virtualMfaDevices: observed.virtualMfaDevices ?? [] } };
         });
-      const existingMfa = new Set<string>();
-      if (deletions.some((d) => d.expect.virtualMfaDevices.length > 0)) {
-        for await (const page of paginateListVirtualMFADevices({ client: iam }, { AssignmentStatus: 'Any' })) {
-          for (const d of page.VirtualMFADevices ?? []) if (d.SerialNumber) existingMfa.add(d.SerialNumber);
-        }
-      }
+      const existingMfa = deletions.some((d) => d.expect.virtualMfaDevices.length > 0) ? await listVirtualMfaSerials(iam) : new Set<string>();
       // Many deletions: one paged listing of the account's users and of each group, instead of a read
       // per user (a thousand users are verified in a few calls).
       const bulk = deletions.length > BULK_VERIFY_FROM;

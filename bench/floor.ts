@@ -17,7 +17,7 @@
  * assumed-role path and the SDK settings are the worker's. What it measures is what the engine adds
  * on top of the AWS calls themselves: Countersign wall / floor wall.
  */
-import { GetGroupCommand, GetUserCommand, paginateGetGroup, paginateListUsers, paginateListVirtualMFADevices } from '@aws-sdk/client-iam';
+import { GetGroupCommand, GetUserCommand, paginateGetGroup, paginateListUsers } from '@aws-sdk/client-iam';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { AwsClients } from '../activities/aws/clients';
 import { classifyAwsError, isAwsError } from '../activities/aws/errors';
@@ -26,6 +26,7 @@ import type { IamUserSnapshot } from '../activities/iam/user-lifecycle';
 import { disableAsRecorded, removeIamUserAsRecorded, snapshotIamUser, snapshotIamUserCredentials } from '../activities/iam/user-lifecycle';
 import type { CredentialState } from '../activities/iam/user-drift';
 import { DIRECTORY_MIN_USERS, readUserDirectory } from '../activities/iam/user-directory';
+import { listVirtualMfaSerials } from '../activities/iam/mfa-devices';
 import type { UserDirectory } from '../activities/iam/user-directory';
 import { reportLastUse } from '../activities/stale-iam-users';
 import { EXEMPT_TAG, credentialDrift, credentialState, disabledState, recordedInSnapshot, usedSince } from '../activities/iam/user-drift';
@@ -201,12 +202,7 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
 
   // Verify, as verifyStaleIamUserRemoval does.
   const verify = await phase('verified', async (w) => {
-    const existingMfa = new Set<string>();
-    if (w.deleted.some((d) => d.virtualMfaDevices.length > 0)) {
-      for await (const page of paginateListVirtualMFADevices({ client: w.iam }, { AssignmentStatus: 'Any' })) {
-        for (const d of page.VirtualMFADevices ?? []) if (d.SerialNumber) existingMfa.add(d.SerialNumber);
-      }
-    }
+    const existingMfa = w.deleted.some((d) => d.virtualMfaDevices.length > 0) ? await listVirtualMfaSerials(w.iam) : new Set<string>();
     const bulk = w.deleted.length > BULK_VERIFY_FROM;
     const users = new Set<string>();
     const members = new Map<string, Set<string> | null>();
